@@ -1,0 +1,201 @@
+import * as fs from 'node:fs/promises';
+import { execa } from 'execa';
+import { CommandNotFoundError, type CommandOutcome, NodeFileError } from '../errors.js';
+import { killAllOnExit } from './kill-on-exit.js';
+import type { DirEntry, FileStat, FileType, Node, RunOptions, RunResult } from './node.js';
+import { collectors, settle } from './output.js';
+import { tempSibling } from './temp-name.js';
+
+/** The machine v2v-load runs on. Commands are spawned directly (execa), never via a shell. */
+export class LocalNode implements Node {
+  readonly name = 'local';
+  readonly isLocal = true;
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const [file, ...args] = argv;
+    if (file === undefined) throw new TypeError('cannot run an empty argv');
+    const started = performance.now();
+    const { out, err } = collectors(options);
+    const { stdin } = options;
+
+    // detached: the command leads its own process group, so a timeout kills its children too.
+    const child = execa(file, args, {
+      reject: false,
+      buffer: false,
+      detached: true,
+      cleanup: false,
+      encoding: 'buffer',
+      stripFinalNewline: false,
+      extendEnv: true,
+      ...(options.env ? { env: options.env } : {}),
+      ...(stdin === undefined ? { stdin: 'ignore' as const } : { input: stdin }),
+    });
+
+    let timedOut = false;
+    let aborted = false;
+    const killGroup = () => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const untrack = child.pid === undefined ? () => {} : killAllOnExit.track(child.pid);
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            killGroup();
+          }, options.timeoutMs);
+    const onAbort = () => {
+      aborted = true;
+      killGroup();
+    };
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.stdout?.on('data', (c: Buffer) => out.push(c));
+    child.stderr?.on('data', (c: Buffer) => err.push(c));
+
+    const result = await child;
+    if (timer) clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+    untrack();
+
+    const outcome: CommandOutcome = {
+      argv: [...argv],
+      node: this.name,
+      exitCode: result.exitCode,
+      signal: result.signal ?? undefined,
+      stdout: out.bytes().toString('utf8'),
+      stderr: err.bytes().toString('utf8'),
+      durationMs: Math.round(performance.now() - started),
+      timedOut,
+      aborted,
+    };
+    const cause = (result as { cause?: { code?: string } }).cause;
+    if (cause?.code === 'ENOENT' && result.exitCode === undefined) {
+      throw new CommandNotFoundError(
+        { ...outcome, stderr: `${file}: command not found` },
+        { hint: `install \`${file}\` on this machine or put it on PATH`, cause },
+      );
+    }
+    return settle(outcome, out.bytes(), options);
+  }
+
+  async readFile(p: string): Promise<Buffer> {
+    return this.fileOp('read', p, () => fs.readFile(p));
+  }
+
+  async writeFileAtomic(
+    p: string,
+    data: string | Uint8Array,
+    options: { mode?: number } = {},
+  ): Promise<void> {
+    const tmp = tempSibling(p);
+    await this.fileOp('write', p, async () => {
+      try {
+        const fh = await fs.open(tmp, 'wx', options.mode ?? 0o644);
+        try {
+          await fh.writeFile(data);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await fs.rename(tmp, p);
+      } catch (e) {
+        await fs.rm(tmp, { force: true });
+        throw e;
+      }
+    });
+  }
+
+  async stat(p: string): Promise<FileStat | undefined> {
+    return this.fileOp('stat', p, async () => {
+      try {
+        const s = await fs.lstat(p);
+        return {
+          type: fileType(s),
+          size: s.size,
+          mode: s.mode & 0o7777,
+          uid: s.uid,
+          gid: s.gid,
+          mtime: s.mtime,
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw e;
+      }
+    });
+  }
+
+  async list(dir: string): Promise<DirEntry[]> {
+    return this.fileOp('list', dir, async () => {
+      const entries = await fs.readdir(dir, { withFileTypes: true });
+      return entries
+        .map((e) => ({ name: e.name, type: fileType(e) }))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.fileOp('rename', `${from} -> ${to}`, () => fs.rename(from, to));
+  }
+
+  async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
+    await this.fileOp('remove', p, () =>
+      fs.rm(p, { force: true, recursive: options.recursive ?? false }),
+    );
+  }
+
+  async mkdir(p: string, options: { recursive?: boolean; mode?: number } = {}): Promise<void> {
+    await this.fileOp('mkdir', p, async () => {
+      await fs.mkdir(p, { recursive: options.recursive ?? false, mode: options.mode ?? 0o755 });
+    });
+  }
+
+  async upload(localPath: string, nodePath: string): Promise<void> {
+    await this.copyAtomic(localPath, nodePath, 'upload');
+  }
+
+  async download(nodePath: string, localPath: string): Promise<void> {
+    await this.copyAtomic(nodePath, localPath, 'download');
+  }
+
+  async close(): Promise<void> {}
+
+  private async copyAtomic(from: string, to: string, op: string): Promise<void> {
+    const tmp = tempSibling(to);
+    await this.fileOp(op, `${from} -> ${to}`, async () => {
+      try {
+        await fs.copyFile(from, tmp);
+        await fs.rename(tmp, to);
+      } catch (e) {
+        await fs.rm(tmp, { force: true });
+        throw e;
+      }
+    });
+  }
+
+  private async fileOp<T>(op: string, p: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new NodeFileError(this.name, op, p, err.code ?? err.message, { cause: e });
+    }
+  }
+}
+
+function fileType(s: {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+}): FileType {
+  if (s.isFile()) return 'file';
+  if (s.isDirectory()) return 'directory';
+  if (s.isSymbolicLink()) return 'symlink';
+  return 'other';
+}
