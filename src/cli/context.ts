@@ -1,0 +1,19 @@
+import type { DependencyContainer } from 'tsyringe';
+import type { Logger } from '../log/logger.js';
+
+/** What every command handler gets: the root container and where to write. */
+export interface CliContext {
+  root: DependencyContainer;
+  log: Logger;
+  /** Machine or human output (stdout). */
+  out: (text: string) => void;
+  /** Sets the process exit status of this invocation. */
+  setExit: (status: number) => void;
+}
+
+/** Global options every command has. */
+export interface GlobalArgs {
+  json: boolean;
+  verbose: number;
+  quiet: number;
+}

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+
+async function cli(...args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const status = await main(args, {
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
+  });
+  return { status, stdout, stderr };
+}
+
+describe('v2v-load CLI', () => {
+  it('--help lists the commands and the exit statuses', async () => {
+    const r = await cli('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/v2v-load doctor/);
+    expect(r.stdout).toMatch(/2 usage error, 3 node unreachable/);
+  });
+
+  it('doctor --help documents the node options and its own', async () => {
+    const r = await cli('doctor', '--help');
+    expect(r.status).toBe(0);
+    for (const opt of ['--host', '--identity', '--known-hosts', '--accept-new-host-key', '--connect', '--json', '--dir', '--accel']) {
+      expect(r.stdout).toContain(opt);
+    }
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await cli('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it.each([
+    [['frobnicate'], /Unknown argument: frobnicate/],
+    [[], /give a command/],
+    [['doctor', '--host', 'http://vmhost1'], /--host 'http:\/\/vmhost1': only ssh:\/\/ URLs/],
+    [['doctor', '--min-free', 'lots'], /--min-free 'lots': not a size/],
+    [['doctor', '--accel', 'warp'], /Invalid values:[\s\S]*accel/],
+    [['doctor', '--host', 'ssh://root@127.0.0.1:1', '--identity', '/nonexistent/key'], /--identity '\/nonexistent\/key': cannot read the key: ENOENT/],
+  ])('usage error %j exits 2 with a message naming the input', async (args, message) => {
+    const r = await cli(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stdout).toBe('');
+  });
+
+  it('with --json an error is also a JSON object on stdout', async () => {
+    const r = await cli('doctor', '--json', '--host', 'ftp://x');
+    expect(r.status).toBe(2);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: 'UsageError', code: 'USAGE' });
+  });
+});

@@ -1,0 +1,81 @@
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { quoteArgv, quoteWord } from '../../src/node/quote.js';
+
+/** The arguments that break naive quoting. */
+export const HOSTILE_ARGS = [
+  'plain',
+  '',
+  'two words',
+  '  leading and trailing  ',
+  "it's",
+  "''",
+  '"double"',
+  '; rm -rf /tmp/v2v-load-canary',
+  '$(touch /tmp/v2v-load-canary)',
+  '`id`',
+  '${HOME}',
+  '$HOME',
+  'a\nb\n',
+  '\t\r\n',
+  '*',
+  '?[a-z]*',
+  '~root',
+  '&&',
+  '|',
+  '>out',
+  '<in',
+  '\\',
+  '\\\'',
+  '!event',
+  '#comment',
+  'héllo wörld',
+  '日本語 ☃ 🎉',
+  '-n',
+  '--',
+  '\u0001\u007f',
+];
+
+function viaShell(shell: string, words: string[]): string[] {
+  const out = execFileSync(shell, ['-c', `printf '%s\\0' ${quoteArgv(words)}`]);
+  return out.toString('utf8').split('\0').slice(0, -1);
+}
+
+describe('quoteWord', () => {
+  it.each([
+    ['abc', "'abc'"],
+    ['', "''"],
+    ["it's", "'it'\\''s'"],
+    ['a b', "'a b'"],
+    ['$x', "'$x'"],
+  ])('quotes %j as %s', (word, quoted) => {
+    expect(quoteWord(word)).toBe(quoted);
+  });
+
+  it('refuses a NUL byte, which no argv can carry', () => {
+    expect(() => quoteWord('a\0b')).toThrow(/NUL byte/);
+  });
+
+  it('refuses an empty argv', () => {
+    expect(() => quoteArgv([])).toThrow(/empty argv/);
+  });
+});
+
+describe.each(['/bin/sh', '/bin/bash'])('quoteArgv through %s', (shell) => {
+  it('delivers every hostile argument byte for byte', () => {
+    expect(viaShell(shell, HOSTILE_ARGS)).toEqual(HOSTILE_ARGS);
+  });
+
+  it('delivers random strings byte for byte', () => {
+    const alphabet = [..."abc '\"\\$`;|&<>(){}[]*?~!#\n\t=%^,.:é☃"];
+    let seed = 42;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    const words = Array.from({ length: 200 }, () =>
+      Array.from({ length: rand() % 12 }, () => alphabet[rand() % alphabet.length]).join(''),
+    );
+    expect(viaShell(shell, words)).toEqual(words);
+  });
+});
