@@ -1,40 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { quoteArgv, quoteWord } from '../../src/node/quote.js';
+import { hostileArgs } from '../harness/hostile.js';
 
-/** The arguments that break naive quoting. */
-export const HOSTILE_ARGS = [
-  'plain',
-  '',
-  'two words',
-  '  leading and trailing  ',
-  "it's",
-  "''",
-  '"double"',
-  '; rm -rf /tmp/v2v-load-canary',
-  '$(touch /tmp/v2v-load-canary)',
-  '`id`',
-  '${HOME}',
-  '$HOME',
-  'a\nb\n',
-  '\t\r\n',
-  '*',
-  '?[a-z]*',
-  '~root',
-  '&&',
-  '|',
-  '>out',
-  '<in',
-  '\\',
-  '\\\'',
-  '!event',
-  '#comment',
-  'héllo wörld',
-  '日本語 ☃ 🎉',
-  '-n',
-  '--',
-  '\u0001\u007f',
-];
+const canaryDir = fs.mkdtempSync(path.join(os.tmpdir(), 'v2v-load-quote-'));
+fs.writeFileSync(path.join(canaryDir, 'canary'), 'alive');
+const HOSTILE_ARGS = hostileArgs(canaryDir);
+afterAll(() => fs.rmSync(canaryDir, { recursive: true, force: true }));
+
 
 function viaShell(shell: string, words: string[]): string[] {
   const out = execFileSync(shell, ['-c', `printf '%s\\0' ${quoteArgv(words)}`]);
@@ -64,6 +40,8 @@ describe('quoteWord', () => {
 describe.each(['/bin/sh', '/bin/bash'])('quoteArgv through %s', (shell) => {
   it('delivers every hostile argument byte for byte', () => {
     expect(viaShell(shell, HOSTILE_ARGS)).toEqual(HOSTILE_ARGS);
+    expect(fs.readFileSync(path.join(canaryDir, 'canary'), 'utf8')).toBe('alive');
+    expect(fs.existsSync(path.join(canaryDir, 'touched'))).toBe(false);
   });
 
   it('delivers random strings byte for byte', () => {
