@@ -7,7 +7,7 @@ import yargs from 'yargs';
 import { createRootContainer } from '../di/composition-root.js';
 import { TOKENS } from '../di/tokens.js';
 import { ExitCode, UsageError, V2vError } from '../errors.js';
-import { levelFromFlags, type Logger, StreamLogger } from '../log/logger.js';
+import { type Logger, levelFromFlags, StreamLogger } from '../log/logger.js';
 import type { NodeFactory } from '../node/node-factory.js';
 import { doctorCommand } from './commands/doctor.js';
 import type { CliContext, GlobalArgs } from './context.js';
@@ -51,7 +51,10 @@ function reportError(e: unknown, json: boolean, io: CliIo, log: Logger): number 
 export async function main(args: readonly string[], io: CliIo = processIo): Promise<number> {
   // The log level is needed before yargs has parsed (errors while parsing are logged too).
   const json = args.includes('--json');
-  const log = new StreamLogger(levelFromFlags(flagCount(args, 'v', 'verbose'), flagCount(args, 'q', 'quiet')), io.stderr);
+  const log = new StreamLogger(
+    levelFromFlags(flagCount(args, 'v', 'verbose'), flagCount(args, 'q', 'quiet')),
+    io.stderr,
+  );
   const root = createRootContainer(log);
   let status: number = ExitCode.Ok;
   const ctx: CliContext = {
@@ -65,8 +68,14 @@ export async function main(args: readonly string[], io: CliIo = processIo): Prom
 
   const parser = yargs()
     .scriptName('v2v-load')
-    .usage('$0 <command> [options]\n\nConvert VMware and Xen guests to KVM; provision them on libvirt.')
-    .option('json', { type: 'boolean', default: false, describe: 'machine-readable output on stdout' })
+    .usage(
+      '$0 <command> [options]\n\nConvert VMware and Xen guests to KVM; provision them on libvirt.',
+    )
+    .option('json', {
+      type: 'boolean',
+      default: false,
+      describe: 'machine-readable output on stdout',
+    })
     .option('verbose', { alias: 'v', type: 'count', describe: 'more diagnostics on stderr' })
     .option('quiet', { alias: 'q', type: 'count', describe: 'fewer diagnostics on stderr' })
     .command(doctorCommand(ctx) as never)

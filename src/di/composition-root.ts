@@ -10,7 +10,10 @@ import type { NodeSpec } from '../node/node-spec.js';
 import { TOKENS } from './tokens.js';
 
 /** The process-wide container: logger and node factory (so the SSH pool is shared). */
-export function createRootContainer(logger: Logger, nodes = new NodeFactory()): DependencyContainer {
+export function createRootContainer(
+  logger: Logger,
+  nodes = new NodeFactory(),
+): DependencyContainer {
   const root = container.createChildContainer();
   root.register(TOKENS.Logger, { useValue: logger });
   root.register(TOKENS.NodeFactory, { useValue: nodes });

@@ -217,7 +217,8 @@ export const libguestfsCheck: Check = {
   name: 'libguestfs',
   required: true,
   async run({ node, options, facts }) {
-    if (!options.libguestfs) return { ok: true, skipped: true, detail: 'skipped (--no-libguestfs)' };
+    if (!options.libguestfs)
+      return { ok: true, skipped: true, detail: 'skipped (--no-libguestfs)' };
     const tryKvm = options.accel === 'kvm' || (options.accel === 'auto' && facts.kvm === true);
     let kvmFailure: string | undefined;
     if (tryKvm) {

@@ -64,7 +64,8 @@ export class Doctor {
       results.push(result);
       if (check.name === 'node' && !found.ok) reachable = false;
     }
-    const accel = facts.accel ?? (facts.kvm === true ? 'kvm' : facts.kvm === false ? 'tcg' : undefined);
+    const accel =
+      facts.accel ?? (facts.kvm === true ? 'kvm' : facts.kvm === false ? 'tcg' : undefined);
     return {
       node: this.node.name,
       ok: results.every((r) => r.ok || !r.required),

@@ -90,7 +90,10 @@ async function loadAuth(spec: NodeSpec): Promise<SshAuth> {
       // try the next one
     }
   }
-  throw new UsageError(`no SSH key for ${formatSshTarget(spec.ssh ?? { user: '', host: '', port: 22 })}`, {
-    hint: 'give a key with --identity FILE, or start an SSH agent (SSH_AUTH_SOCK)',
-  });
+  throw new UsageError(
+    `no SSH key for ${formatSshTarget(spec.ssh ?? { user: '', host: '', port: 22 })}`,
+    {
+      hint: 'give a key with --identity FILE, or start an SSH agent (SSH_AUTH_SOCK)',
+    },
+  );
 }

@@ -75,7 +75,11 @@ export interface FileOps {
   /** Reads a whole file. */
   readFile(path: string): Promise<Buffer>;
   /** Writes a file atomically: a temporary file in the same directory, then a rename. */
-  writeFileAtomic(path: string, data: string | Uint8Array, options?: { mode?: number }): Promise<void>;
+  writeFileAtomic(
+    path: string,
+    data: string | Uint8Array,
+    options?: { mode?: number },
+  ): Promise<void>;
   /** Information about a path, or undefined when it does not exist. */
   stat(path: string): Promise<FileStat | undefined>;
   /** The entries of a directory, sorted by name. */

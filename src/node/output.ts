@@ -48,7 +48,11 @@ function looksNotFound(o: CommandOutcome): boolean {
  * Turns what a command did into its result, or throws the matching error: timeouts and aborts
  * always throw, a non-zero exit throws unless `reject` is false.
  */
-export function settle(outcome: CommandOutcome, stdoutBytes: Buffer, options: RunOptions): RunResult {
+export function settle(
+  outcome: CommandOutcome,
+  stdoutBytes: Buffer,
+  options: RunOptions,
+): RunResult {
   if (outcome.timedOut || outcome.aborted) throw new CommandError(outcome);
   const failed = outcome.exitCode !== 0;
   if (failed && looksNotFound(outcome)) {

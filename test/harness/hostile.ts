@@ -16,6 +16,7 @@ export function hostileArgs(canaryDir: string): string[] {
     `$(touch ${canaryDir}/touched)`,
     `\`touch ${canaryDir}/touched\``,
     '`id`',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal ${...} is the point
     '${HOME}',
     '$HOME',
     'a\nb\n',
@@ -28,7 +29,7 @@ export function hostileArgs(canaryDir: string): string[] {
     '>out',
     '<in',
     '\\',
-    '\\\'',
+    "\\'",
     '!event',
     '#comment',
     'héllo wörld',

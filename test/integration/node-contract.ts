@@ -8,11 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CommandError,
-  CommandNotFoundError,
-  NodeFileError,
-} from '../../src/errors.js';
+import { CommandError, CommandNotFoundError, NodeFileError } from '../../src/errors.js';
 import type { Node } from '../../src/node/node.js';
 import { hostileArgs } from '../harness/hostile.js';
 
@@ -137,9 +133,7 @@ export function nodeContract(kind: string, getNode: () => Promise<Node>): void {
     it('kills a command when its AbortSignal fires', async () => {
       const ac = new AbortController();
       setTimeout(() => ac.abort(), 300);
-      const err = await node
-        .run(['sleep', '30'], { signal: ac.signal })
-        .catch((e: unknown) => e);
+      const err = await node.run(['sleep', '30'], { signal: ac.signal }).catch((e: unknown) => e);
       expect((err as CommandError).aborted).toBe(true);
     });
 

@@ -53,9 +53,7 @@ describe('ssh node: one pooled connection', () => {
       const results = await Promise.all(
         Array.from({ length: 50 }, (_, i) => node.run(['sh', '-c', `sleep 0.2; echo ${i}`])),
       );
-      expect(results.map((r) => r.stdout)).toEqual(
-        Array.from({ length: 50 }, (_, i) => `${i}\n`),
-      );
+      expect(results.map((r) => r.stdout)).toEqual(Array.from({ length: 50 }, (_, i) => `${i}\n`));
       expect(node.connection.connects).toBe(1);
       // a second node for the same host shares the connection
       const again = (await own.get(spec(sshd))) as SshNode;
@@ -137,7 +135,9 @@ describe('ssh node: host keys', () => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
     const err = await attempt({ identity: key }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NodeUnreachableError);
-    expect((err as Error).message).toMatch(/cannot log in to .* as root: the server refused the key/);
+    expect((err as Error).message).toMatch(
+      /cannot log in to .* as root: the server refused the key/,
+    );
     expect((err as NodeUnreachableError).retryable).toBe(false);
   });
 
@@ -145,7 +145,9 @@ describe('ssh node: host keys', () => {
     const info = { ...sshd, url: 'ssh://root@127.0.0.1:1' };
     const err = await attempt({ ssh: parseSshUrl(info.url) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NodeUnreachableError);
-    expect((err as Error).message).toBe('cannot connect to ssh://root@127.0.0.1:1: connection refused');
+    expect((err as Error).message).toBe(
+      'cannot connect to ssh://root@127.0.0.1:1: connection refused',
+    );
   });
 });
 

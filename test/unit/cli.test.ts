@@ -26,7 +26,16 @@ describe('v2v-load CLI', () => {
   it('doctor --help documents the node options and its own', async () => {
     const r = await cli('doctor', '--help');
     expect(r.status).toBe(0);
-    for (const opt of ['--host', '--identity', '--known-hosts', '--accept-new-host-key', '--connect', '--json', '--dir', '--accel']) {
+    for (const opt of [
+      '--host',
+      '--identity',
+      '--known-hosts',
+      '--accept-new-host-key',
+      '--connect',
+      '--json',
+      '--dir',
+      '--accel',
+    ]) {
       expect(r.stdout).toContain(opt);
     }
   });
@@ -43,7 +52,10 @@ describe('v2v-load CLI', () => {
     [['doctor', '--host', 'http://vmhost1'], /--host 'http:\/\/vmhost1': only ssh:\/\/ URLs/],
     [['doctor', '--min-free', 'lots'], /--min-free 'lots': not a size/],
     [['doctor', '--accel', 'warp'], /Invalid values:[\s\S]*accel/],
-    [['doctor', '--host', 'ssh://root@127.0.0.1:1', '--identity', '/nonexistent/key'], /--identity '\/nonexistent\/key': cannot read the key: ENOENT/],
+    [
+      ['doctor', '--host', 'ssh://root@127.0.0.1:1', '--identity', '/nonexistent/key'],
+      /--identity '\/nonexistent\/key': cannot read the key: ENOENT/,
+    ],
   ])('usage error %j exits 2 with a message naming the input', async (args, message) => {
     const r = await cli(...args);
     expect(r.status).toBe(2);

@@ -52,13 +52,20 @@ describe('doctor report printer', () => {
     ok: false,
     domainType: 'qemu',
     checks: [
-      { name: 'node', ok: true, required: true, detail: 'ssh://root@vmhost1:22: Linux 6.1.0-56-amd64 x86_64', durationMs: 3 },
+      {
+        name: 'node',
+        ok: true,
+        required: true,
+        detail: 'ssh://root@vmhost1:22: Linux 6.1.0-56-amd64 x86_64',
+        durationMs: 3,
+      },
       { name: 'qemu-img', ok: true, required: true, detail: 'qemu-img 7.2.22', durationMs: 20 },
       {
         name: 'libvirtd',
         ok: false,
         required: true,
-        detail: '`virsh -c qemu:///system version` exited with code 1: error: failed to connect to the hypervisor',
+        detail:
+          '`virsh -c qemu:///system version` exited with code 1: error: failed to connect to the hypervisor',
         hint: 'start libvirtd for qemu:///system (without systemd: `virtlogd -d` then `libvirtd -d`)',
         durationMs: 40,
       },
@@ -70,7 +77,14 @@ describe('doctor report printer', () => {
         hint: "define domains with type 'qemu'",
         durationMs: 1,
       },
-      { name: 'libguestfs', ok: true, required: true, skipped: true, detail: 'skipped (--no-libguestfs)', durationMs: 0 },
+      {
+        name: 'libguestfs',
+        ok: true,
+        required: true,
+        skipped: true,
+        detail: 'skipped (--no-libguestfs)',
+        durationMs: 0,
+      },
     ],
   };
 

@@ -22,7 +22,10 @@ let lineA: string;
 function makeKey(name: string): { blob: Buffer; line: string; fingerprint: string } {
   const file = path.join(dir, name);
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', file]);
-  const [type, b64] = execFileSync('cat', [`${file}.pub`]).toString().trim().split(/\s+/);
+  const [type, b64] = execFileSync('cat', [`${file}.pub`])
+    .toString()
+    .trim()
+    .split(/\s+/);
   const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${file}.pub`]).toString();
   return {
     blob: Buffer.from(b64 ?? '', 'base64'),
@@ -45,7 +48,10 @@ afterAll(async () => {
 describe('known_hosts parsing', () => {
   it('parses the shapes OpenSSH writes (golden)', async () => {
     const text = await fs.readFile(path.join(GOLDEN, 'sample.known_hosts'), 'utf8');
-    const parsed = parseKnownHosts(text).map(({ key, ...rest }) => ({ ...rest, key: `${key.slice(0, 12)}...` }));
+    const parsed = parseKnownHosts(text).map(({ key, ...rest }) => ({
+      ...rest,
+      key: `${key.slice(0, 12)}...`,
+    }));
     await expect(`${JSON.stringify(parsed, null, 2)}\n`).toMatchFileSnapshot(
       path.join(GOLDEN, 'sample.parsed.json'),
     );
@@ -55,7 +61,8 @@ describe('known_hosts parsing', () => {
     const entries = parseKnownHosts(
       await fs.readFile(path.join(GOLDEN, 'sample.known_hosts'), 'utf8'),
     );
-    const matching = (name: string) => entries.filter((e) => entryMatches(e, name)).map((e) => e.line);
+    const matching = (name: string) =>
+      entries.filter((e) => entryMatches(e, name)).map((e) => e.line);
     expect(matching('vmhost1')).toEqual([2]);
     expect(matching('10.0.0.5')).toEqual([2]);
     expect(matching(knownHostsName('vmhost2', 2222))).toEqual([3]);
@@ -79,14 +86,24 @@ describe('HostKeyVerifier', () => {
 
   it('accepts the key on record', async () => {
     await fs.writeFile(file(), `[vmhost9]:2222 ${lineA}\n`);
-    const v = new HostKeyVerifier({ knownHostsFile: file(), acceptNew: false }, node, 'vmhost9', 2222);
+    const v = new HostKeyVerifier(
+      { knownHostsFile: file(), acceptNew: false },
+      node,
+      'vmhost9',
+      2222,
+    );
     await expect(v.verify(keyA)).resolves.toBeUndefined();
     expect(await v.knownKeyTypes()).toEqual(['ssh-ed25519']);
   });
 
   it('refuses a changed key, naming both fingerprints and the line on record', async () => {
     await fs.writeFile(file(), `# first line\n[vmhost9]:2222 ${lineA}\n`);
-    const v = new HostKeyVerifier({ knownHostsFile: file(), acceptNew: true }, node, 'vmhost9', 2222);
+    const v = new HostKeyVerifier(
+      { knownHostsFile: file(), acceptNew: true },
+      node,
+      'vmhost9',
+      2222,
+    );
     const err = await v.verify(keyB).catch((e) => e);
     expect(err).toBeInstanceOf(HostKeyMismatchError);
     expect(err.message).toContain(fingerprintOf(keyB));
@@ -97,13 +114,23 @@ describe('HostKeyVerifier', () => {
 
   it('refuses an unknown key unless accepting new keys was asked, then records it', async () => {
     await fs.rm(file(), { force: true });
-    const strict = new HostKeyVerifier({ knownHostsFile: file(), acceptNew: false }, node, 'vmhost9', 2222);
+    const strict = new HostKeyVerifier(
+      { knownHostsFile: file(), acceptNew: false },
+      node,
+      'vmhost9',
+      2222,
+    );
     const err = await strict.verify(keyA).catch((e) => e);
     expect(err).toBeInstanceOf(UnknownHostKeyError);
     expect(err.message).toContain(fingerprintOf(keyA));
     expect(err.hint).toMatch(/--accept-new-host-key/);
 
-    const tofu = new HostKeyVerifier({ knownHostsFile: file(), acceptNew: true }, node, 'vmhost9', 2222);
+    const tofu = new HostKeyVerifier(
+      { knownHostsFile: file(), acceptNew: true },
+      node,
+      'vmhost9',
+      2222,
+    );
     await tofu.verify(keyA);
     expect(await fs.readFile(file(), 'utf8')).toBe(`[vmhost9]:2222 ${lineA}\n`);
     await expect(strict.verify(keyA)).resolves.toBeUndefined();
@@ -111,13 +138,22 @@ describe('HostKeyVerifier', () => {
 
   it('refuses a @revoked key even when it is also on record', async () => {
     await fs.writeFile(file(), `vmhost9 ${lineA}\n@revoked vmhost9 ${lineA}\n`);
-    const v = new HostKeyVerifier({ knownHostsFile: file(), acceptNew: false }, 'ssh://root@vmhost9:22', 'vmhost9', 22);
+    const v = new HostKeyVerifier(
+      { knownHostsFile: file(), acceptNew: false },
+      'ssh://root@vmhost9:22',
+      'vmhost9',
+      22,
+    );
     await expect(v.verify(keyA)).rejects.toThrow(/@revoked/);
   });
 
   it('checks a pinned fingerprint instead of known_hosts', async () => {
     const pinned = new HostKeyVerifier(
-      { knownHostsFile: '/nonexistent/known_hosts', acceptNew: false, pinnedFingerprint: fingerprintOf(keyA) },
+      {
+        knownHostsFile: '/nonexistent/known_hosts',
+        acceptNew: false,
+        pinnedFingerprint: fingerprintOf(keyA),
+      },
       node,
       'vmhost9',
       2222,

@@ -11,7 +11,6 @@ fs.writeFileSync(path.join(canaryDir, 'canary'), 'alive');
 const HOSTILE_ARGS = hostileArgs(canaryDir);
 afterAll(() => fs.rmSync(canaryDir, { recursive: true, force: true }));
 
-
 function viaShell(shell: string, words: string[]): string[] {
   const out = execFileSync(shell, ['-c', `printf '%s\\0' ${quoteArgv(words)}`]);
   return out.toString('utf8').split('\0').slice(0, -1);
@@ -45,7 +44,7 @@ describe.each(['/bin/sh', '/bin/bash'])('quoteArgv through %s', (shell) => {
   });
 
   it('delivers random strings byte for byte', () => {
-    const alphabet = [..."abc '\"\\$`;|&<>(){}[]*?~!#\n\t=%^,.:é☃"];
+    const alphabet = [...'abc \'"\\$`;|&<>(){}[]*?~!#\n\t=%^,.:é☃'];
     let seed = 42;
     const rand = () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;

@@ -91,16 +91,22 @@ export class SshConnection {
 
   /** Opens an exec channel running `command` (a shell command line built by quoteArgv). */
   exec(command: string): Promise<ClientChannel> {
-    return this.withRetry((client) => new Promise((resolve, reject) => {
-      client.exec(command, (err, channel) => (err ? reject(err) : resolve(channel)));
-    }));
+    return this.withRetry(
+      (client) =>
+        new Promise((resolve, reject) => {
+          client.exec(command, (err, channel) => (err ? reject(err) : resolve(channel)));
+        }),
+    );
   }
 
   /** Opens an SFTP session. */
   sftp(): Promise<SFTPWrapper> {
-    return this.withRetry((client) => new Promise((resolve, reject) => {
-      client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)));
-    }));
+    return this.withRetry(
+      (client) =>
+        new Promise((resolve, reject) => {
+          client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)));
+        }),
+    );
   }
 
   /** Closes the connection; the next use connects again. */
@@ -193,9 +199,13 @@ export class SshConnection {
         if (!ready) {
           reject(
             verifyError ??
-              new NodeUnreachableError(this.name, `${this.name} closed the connection during the handshake`, {
-                retryable: true,
-              }),
+              new NodeUnreachableError(
+                this.name,
+                `${this.name} closed the connection during the handshake`,
+                {
+                  retryable: true,
+                },
+              ),
           );
           return;
         }

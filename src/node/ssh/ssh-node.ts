@@ -1,16 +1,11 @@
 import * as fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ClientChannel, SFTPWrapper, Stats } from 'ssh2';
-import {
-  type CommandOutcome,
-  ConnectionLostError,
-  NodeFileError,
-  V2vError,
-} from '../../errors.js';
-import { tempSibling } from '../temp-name.js';
+import { type CommandOutcome, ConnectionLostError, NodeFileError, V2vError } from '../../errors.js';
 import type { DirEntry, FileStat, FileType, Node, RunOptions, RunResult } from '../node.js';
 import { collectors, settle } from '../output.js';
 import { quoteArgv } from '../quote.js';
+import { tempSibling } from '../temp-name.js';
 import type { SshConnection } from './ssh-connection.js';
 
 /** How long to wait for a killed command's channel to close before giving up on it. */
@@ -116,9 +111,7 @@ export class SshNode implements Node {
         cleanups.push(() => options.signal?.removeEventListener('abort', onAbort));
       }
       cleanups.push(
-        this.conn.onLost(() =>
-          finish(() => reject(new ConnectionLostError(this.name, argv))),
-        ),
+        this.conn.onLost(() => finish(() => reject(new ConnectionLostError(this.name, argv)))),
       );
 
       channel.on('data', (chunk: Buffer) => {
@@ -347,7 +340,9 @@ export class SshNode implements Node {
 }
 
 /** Adapts a node-style callback API to a promise. */
-function cb<T>(call: (done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+function cb<T>(
+  call: (done: (err: Error | null | undefined, value?: T) => void) => void,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     call((err, value) => (err ? reject(err) : resolve(value as T)));
   });
