@@ -1,0 +1,17 @@
+/**
+ * `npm run bench -- NAME`: runs bench/NAME.ts, which prints its figures and ends with one JSON
+ * line `{"bench": NAME, ...}`.
+ */
+import 'reflect-metadata';
+
+const BENCHES: Record<string, () => Promise<{ run(): Promise<void> }>> = {
+  'ssh-roundtrip': () => import('./ssh-roundtrip.js'),
+};
+
+const name = process.argv[2];
+const load = name ? BENCHES[name] : undefined;
+if (!load) {
+  process.stderr.write(`usage: npm run bench -- NAME\nbenchmarks: ${Object.keys(BENCHES).join(', ')}\n`);
+  process.exit(2);
+}
+await (await load()).run();
