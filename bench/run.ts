@@ -11,7 +11,9 @@ const BENCHES: Record<string, () => Promise<{ run(): Promise<void> }>> = {
 const name = process.argv[2];
 const load = name ? BENCHES[name] : undefined;
 if (!load) {
-  process.stderr.write(`usage: npm run bench -- NAME\nbenchmarks: ${Object.keys(BENCHES).join(', ')}\n`);
+  process.stderr.write(
+    `usage: npm run bench -- NAME\nbenchmarks: ${Object.keys(BENCHES).join(', ')}\n`,
+  );
   process.exit(2);
 }
 await (await load()).run();

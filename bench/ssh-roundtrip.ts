@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { NodeFactory } from '../src/node/node-factory.js';
-import { startSshd, stopSshd, type SshdInfo } from '../test/harness/sshd.js';
+import { type SshdInfo, startSshd, stopSshd } from '../test/harness/sshd.js';
 
 const exec = promisify(execFile);
 const N = Number(process.env.BENCH_N ?? 200);
@@ -38,13 +38,20 @@ async function pooled(info: SshdInfo, user: string): Promise<number> {
 
 async function spawned(info: SshdInfo, user: string): Promise<number> {
   const argv = [
-    '-F', '/dev/null',
-    '-i', info.identity,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', `UserKnownHostsFile=${info.knownHosts}`,
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'BatchMode=yes',
-    '-p', String(info.port),
+    '-F',
+    '/dev/null',
+    '-i',
+    info.identity,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${info.knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-p',
+    String(info.port),
     `${user}@127.0.0.1`,
     'true',
   ];
@@ -68,7 +75,15 @@ async function measure(info: SshdInfo, user: string): Promise<Figures> {
 async function ensureShUser(): Promise<boolean> {
   const passwd = await fs.readFile('/etc/passwd', 'utf8');
   if (passwd.split('\n').some((l) => l.startsWith(`${SH_USER}:`))) return false;
-  await exec('useradd', ['--system', '--shell', '/bin/sh', '--home-dir', '/nonexistent', '--no-create-home', SH_USER]);
+  await exec('useradd', [
+    '--system',
+    '--shell',
+    '/bin/sh',
+    '--home-dir',
+    '/nonexistent',
+    '--no-create-home',
+    SH_USER,
+  ]);
   return true;
 }
 
