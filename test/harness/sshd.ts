@@ -143,11 +143,15 @@ async function descendants(pid: number): Promise<number[]> {
   return all;
 }
 
+/** The sshd listener and every process serving its connections. */
+export async function sshdProcesses(info: SshdInfo): Promise<number[]> {
+  const pid = Number((await fs.readFile(info.pidFile, 'utf8')).trim());
+  return [pid, ...(await descendants(pid))];
+}
+
 /** Kills sshd with SIGKILL: the listener and every connection it serves, as a crash would. */
 export async function killSshd(info: SshdInfo): Promise<void> {
-  const pid = Number((await fs.readFile(info.pidFile, 'utf8')).trim());
-  const victims = [pid, ...(await descendants(pid))];
-  for (const p of victims) {
+  for (const p of await sshdProcesses(info)) {
     try {
       process.kill(p, 'SIGKILL');
     } catch {

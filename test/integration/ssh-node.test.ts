@@ -17,8 +17,16 @@ import {
 import { NodeFactory } from '../../src/node/node-factory.js';
 import type { NodeSpec } from '../../src/node/node-spec.js';
 import { parseSshUrl } from '../../src/node/node-spec.js';
+import { DEFAULT_SSH_OPTIONS } from '../../src/node/ssh/ssh-connection.js';
 import type { SshNode } from '../../src/node/ssh/ssh-node.js';
-import { killSshd, runSshd, type SshdInfo, startSshd, stopSshd } from '../harness/sshd.js';
+import {
+  killSshd,
+  runSshd,
+  type SshdInfo,
+  sshdProcesses,
+  startSshd,
+  stopSshd,
+} from '../harness/sshd.js';
 import { nodeContract } from './node-contract.js';
 
 const sshd = inject('sshd');
@@ -141,6 +149,29 @@ describe('ssh node: host keys', () => {
     expect((err as NodeUnreachableError).retryable).toBe(false);
   });
 
+  it('logs in with a key held by an SSH agent', async () => {
+    const { execFileSync, spawn } = await import('node:child_process');
+    const sock = path.join(dir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 50 && !(await fs.stat(sock).catch(() => undefined)); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      execFileSync('ssh-add', ['-q', sshd.identity], { env: { SSH_AUTH_SOCK: sock } });
+      const saved = process.env.SSH_AUTH_SOCK;
+      process.env.SSH_AUTH_SOCK = sock;
+      try {
+        const r = await attempt({ identity: undefined });
+        expect(r.stdout).toBe('connected\n');
+      } finally {
+        if (saved === undefined) delete process.env.SSH_AUTH_SOCK;
+        else process.env.SSH_AUTH_SOCK = saved;
+      }
+    } finally {
+      agent.kill();
+    }
+  });
+
   it('says the connection was refused when nothing listens', async () => {
     const info = { ...sshd, url: 'ssh://root@127.0.0.1:1' };
     const err = await attempt({ ssh: parseSshUrl(info.url) }).catch((e: unknown) => e);
@@ -162,21 +193,62 @@ describe('ssh node: sshd dies mid-command', () => {
     await stopSshd(own);
   });
 
-  it('gives a clear error, and the next command reconnects', async () => {
+  it('gives a clear error, never reruns the command, and the next command reconnects', async () => {
     const node = (await ownFactory.get(spec(own))) as SshNode;
     expect((await node.run(['echo', 'before'])).stdout).toBe('before\n');
-    const running = node.run(['sleep', '30']).catch((e: unknown) => e);
+    const ran = path.join(own.dir, 'ran');
+    const script = `echo once >> ${ran}; sleep 30`;
+    const running = node.run(['sh', '-c', script]).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 500));
     await killSshd(own);
     const err = await running;
     expect(err).toBeInstanceOf(ConnectionLostError);
     expect((err as Error).message).toBe(
-      `connection to ${own.url} was lost while \`sleep 30\` ran; whether it finished is unknown`,
+      `connection to ${own.url} was lost while \`sh -c ${JSON.stringify(script)}\` ran; ` +
+        'whether it finished is unknown',
     );
 
     await runSshd(own);
     expect((await node.run(['echo', 'after'])).stdout).toBe('after\n');
     expect(node.connection.connects).toBe(2);
+    // a command that started is never retried, even though the connection came back
+    expect(await fs.readFile(ran, 'utf8')).toBe('once\n');
+  });
+
+  it('a failed command is not retried', async () => {
+    const node = await ownFactory.get(spec(own));
+    const ran = path.join(own.dir, 'ran-failing');
+    await expect(node.run(['sh', '-c', `echo once >> ${ran}; exit 1`])).rejects.toThrow(
+      /exited with code 1/,
+    );
+    expect(await fs.readFile(ran, 'utf8')).toBe('once\n');
+  });
+
+  it('keepalive notices a host that stops answering', async () => {
+    const quick = new NodeFactory({
+      ...DEFAULT_SSH_OPTIONS,
+      keepaliveIntervalMs: 300,
+      keepaliveCountMax: 2,
+    });
+    try {
+      const node = await quick.get(spec(own));
+      await node.run(['true']);
+      const running = node.run(['sleep', '30']).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      // freeze sshd and every connection it serves: TCP stays up, nothing answers
+      const frozen = await sshdProcesses(own);
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+      try {
+        const t0 = Date.now();
+        const err = await running;
+        expect(err).toBeInstanceOf(ConnectionLostError);
+        expect(Date.now() - t0).toBeLessThan(10_000);
+      } finally {
+        for (const pid of frozen) process.kill(pid, 'SIGCONT');
+      }
+    } finally {
+      await quick.closeAll();
+    }
   });
 });
 
