@@ -71,12 +71,17 @@ async function measure(info: SshdInfo, user: string): Promise<Figures> {
   return { pooled_ops_per_s: round(p), spawn_ops_per_s: round(s), ratio: round(p / s) };
 }
 
-/** A system account with /bin/sh as its shell; returns whether this run created it. */
+/**
+ * A system account with /bin/sh as its shell, password '*' (no password login, but not locked:
+ * sshd without PAM refuses locked accounts even with a key). Returns whether this run made it.
+ */
 async function ensureShUser(): Promise<boolean> {
   const passwd = await fs.readFile('/etc/passwd', 'utf8');
   if (passwd.split('\n').some((l) => l.startsWith(`${SH_USER}:`))) return false;
   await exec('useradd', [
     '--system',
+    '--password',
+    '*',
     '--shell',
     '/bin/sh',
     '--home-dir',

@@ -248,3 +248,18 @@ export function hasCause<T extends Error>(
   }
   return false;
 }
+
+/** A source's metadata (vmx, OVF, OVA, libvirt XML) is broken, hostile or unsupported. */
+export class MetadataError extends V2vError {
+  override readonly code = 'METADATA_INVALID';
+  constructor(
+    /** The file (or archive member as `archive.ova:member.ovf`) at fault. */
+    readonly file: string,
+    problem: string,
+    options: V2vErrorOptions & { line?: number | undefined } = {},
+  ) {
+    super(`${file}${options.line ? `:${options.line}` : ''}: ${problem}`, options);
+    this.line = options.line;
+  }
+  readonly line: number | undefined;
+}

@@ -1,0 +1,50 @@
+/**
+ * The MetadataReader interface (the v2v design's MetadataReader): each source kind is one file
+ * implementing it; `readerFor` (registry.ts) picks one from the source.
+ *
+ * Two passes, as in the design: `check` validates the reader's own options and the source's
+ * name before anything is read (so a typo fails at once), then `read` reads the metadata and
+ * returns the neutral model. No reader ever writes next to its source.
+ */
+import type { Logger } from '../log/logger.js';
+import type { Node } from '../node/node.js';
+import type { ReaderKind, SourceGuest } from './model.js';
+
+/** Options a reader may take; every reader ignores the ones that are not its own. */
+export interface ReaderOptions {
+  /** libvirt URI for the live libvirt reader (`--connect`). */
+  connect?: string | undefined;
+  /** Command-line reader: guest name (`--name`). */
+  name?: string | undefined;
+  /** Command-line reader: memory in bytes (`--memory`). */
+  memoryBytes?: number | undefined;
+  /** Command-line reader: vCPUs (`--vcpus`). */
+  vcpus?: number | undefined;
+  /** Command-line reader: network names, one NIC each (`--network`). */
+  networks?: string[] | undefined;
+  /** Command-line reader: the disks' format when not guessable (`--disk-format`). */
+  diskFormat?: string | undefined;
+}
+
+/** What a reader works with. */
+export interface ReaderContext {
+  /** The machine the source files (or the libvirt domain) are on. */
+  node: Node;
+  log: Logger;
+  /** A private temporary directory, removed after the run; the only place a reader may write. */
+  tmpDir: string;
+}
+
+export interface MetadataReader {
+  readonly kind: ReaderKind;
+  /**
+   * First pass: validate options and the source string; throws a UsageError naming the option
+   * or the source. Reads nothing.
+   */
+  check(source: string[], options: ReaderOptions): void;
+  /**
+   * Second pass: read the source's metadata into the neutral model.
+   * @throws MetadataError naming the file (and line where known) for broken or hostile input.
+   */
+  read(source: string[], options: ReaderOptions, ctx: ReaderContext): Promise<SourceGuest>;
+}
