@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { NodeFactory } from '../src/node/node-factory.js';
 import { type SshdInfo, startSshd, stopSshd } from '../test/harness/sshd.js';
@@ -95,6 +96,9 @@ async function ensureShUser(): Promise<boolean> {
 export async function run(): Promise<void> {
   const info = await startSshd();
   const created = await ensureShUser();
+  // sshd reads authorized_keys as the user logging in: let the service account read it.
+  await fs.chmod(info.dir, 0o755);
+  await fs.chmod(path.join(info.dir, 'authorized_keys'), 0o644);
   try {
     process.stderr.write(`ssh-roundtrip: ${N} commands each way against ${info.url}\n`);
     const root = await measure(info, 'root');

@@ -19,7 +19,6 @@ export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
       group: 'Node:',
     })
     .option('identity', {
-      alias: 'i',
       type: 'string',
       describe: 'SSH private key (default: SSH agent, then ~/.ssh/id_*)',
       group: 'Node:',

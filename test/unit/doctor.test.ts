@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSize } from '../../src/cli/commands/doctor.js';
+import { parseSize } from '../../src/util/size.js';
 import {
   formatBytes,
   parseDf,

@@ -3,7 +3,8 @@ import { createRunContainer } from '../../di/composition-root.js';
 import { TOKENS } from '../../di/tokens.js';
 import { type Accel, DEFAULT_DOCTOR_OPTIONS } from '../../doctor/checks.js';
 import { type Doctor, formatDoctorReport } from '../../doctor/doctor.js';
-import { ExitCode, UsageError } from '../../errors.js';
+import { ExitCode } from '../../errors.js';
+import { parseSize } from '../../util/size.js';
 import type { CliContext, GlobalArgs } from '../context.js';
 import { type NodeArgs, nodeSpecFrom, withNodeOptions } from '../node-options.js';
 
@@ -13,18 +14,6 @@ interface DoctorArgs extends GlobalArgs, NodeArgs {
   'min-free': string;
   accel: Accel;
   libguestfs: boolean;
-}
-
-/** `1G`, `500M`, `1073741824` -> bytes. */
-export function parseSize(value: string, option: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?$/i.exec(value.trim());
-  if (!m) {
-    throw new UsageError(`${option} '${value}': not a size`, {
-      hint: 'e.g. 512M, 10G, 1073741824',
-    });
-  }
-  const power = ' KMGT'.indexOf((m[2] ?? '').toUpperCase() || ' ');
-  return Math.round(Number(m[1]) * 1024 ** power);
 }
 
 export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, DoctorArgs> {
