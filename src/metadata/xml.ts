@@ -74,7 +74,11 @@ export function parseUntrustedXml(text: string, file: string): Record<string, un
   if (valid !== true) {
     throw new MetadataError(file, `malformed XML: ${valid.err.msg}`, { line: valid.err.line });
   }
-  return parser.parse(text) as Record<string, unknown>;
+  try {
+    return parser.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new MetadataError(file, `XML refused: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** An element that may occur once or many times, as an array. */
