@@ -11,4 +11,3 @@ export function parseSize(value: string, option: string): number {
   const power = ' KMGT'.indexOf((m[2] ?? '').toUpperCase() || ' ');
   return Math.round(Number(m[1]) * 1024 ** power);
 }
-

@@ -1,7 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSize } from '../../src/util/size.js';
 import {
   formatBytes,
   parseDf,
@@ -10,6 +9,7 @@ import {
 } from '../../src/doctor/checks.js';
 import { type DoctorReport, formatDoctorReport } from '../../src/doctor/doctor.js';
 import { UsageError } from '../../src/errors.js';
+import { parseSize } from '../../src/util/size.js';
 
 const GOLDEN = path.join(import.meta.dirname, '../golden/doctor');
 const golden = (name: string) => fs.readFile(path.join(GOLDEN, name), 'utf8');
