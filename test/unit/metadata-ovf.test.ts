@@ -8,38 +8,11 @@ import { checkRelativeName, parseManifest } from '../../src/metadata/ovf/manifes
 import { parseOvfDescriptor, unitMultiplier } from '../../src/metadata/ovf/ovf-parse.js';
 import { OvfReader } from '../../src/metadata/ovf/ovf-reader.js';
 import type { ReaderContext } from '../../src/metadata/reader.js';
-import { LocalNode } from '../../src/node/local-node.js';
-import type { RunOptions, RunResult } from '../../src/node/node.js';
 import { expectGolden } from '../harness/golden.js';
+import { WatchedNode } from '../harness/watched-node.js';
 
 const GOLDEN = path.join(import.meta.dirname, '../golden/metadata/ovf');
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
-
-/** A local node that records the commands it runs and refuses every write. */
-class WatchedNode extends LocalNode {
-  readonly commands: string[][] = [];
-  readonly writes: string[] = [];
-  override async run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
-    this.commands.push([...argv]);
-    return super.run(argv, options);
-  }
-  private refuse(p: string): never {
-    this.writes.push(p);
-    throw new Error(`the reader tried to write ${p}`);
-  }
-  override async writeFileAtomic(p: string): Promise<void> {
-    this.refuse(p);
-  }
-  override async rename(from: string): Promise<void> {
-    this.refuse(from);
-  }
-  override async remove(p: string): Promise<void> {
-    this.refuse(p);
-  }
-  override async mkdir(p: string): Promise<void> {
-    this.refuse(p);
-  }
-}
 
 /** Deterministic stand-in bytes for a disk or ISO file (the corpus manifests hash these). */
 function fakeFile(name: string, size: number): Buffer {

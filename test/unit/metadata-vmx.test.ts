@@ -13,44 +13,11 @@ import {
   readVmdkDescriptor,
 } from '../../src/metadata/vmx/vmdk-descriptor.js';
 import { VmxReader } from '../../src/metadata/vmx/vmx-reader.js';
-import { LocalNode } from '../../src/node/local-node.js';
-import type { RunOptions, RunResult } from '../../src/node/node.js';
 import { expectGolden } from '../harness/golden.js';
+import { WatchedNode } from '../harness/watched-node.js';
 
 const GOLDEN = path.join(import.meta.dirname, '../golden/metadata/vmx');
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
-
-/** A local node that records the commands it runs and refuses every write. */
-class WatchedNode extends LocalNode {
-  readonly commands: string[][] = [];
-  readonly writes: string[] = [];
-  override async run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
-    this.commands.push([...argv]);
-    return super.run(argv, options);
-  }
-  private refuse(p: string): never {
-    this.writes.push(p);
-    throw new Error(`the reader tried to write ${p}`);
-  }
-  override async writeFileAtomic(p: string): Promise<void> {
-    this.refuse(p);
-  }
-  override async rename(from: string): Promise<void> {
-    this.refuse(from);
-  }
-  override async remove(p: string): Promise<void> {
-    this.refuse(p);
-  }
-  override async mkdir(p: string): Promise<void> {
-    this.refuse(p);
-  }
-  override async upload(_l: string, p: string): Promise<void> {
-    this.refuse(p);
-  }
-  override async download(p: string): Promise<void> {
-    this.refuse(p);
-  }
-}
 
 let root: string;
 let node: WatchedNode;
