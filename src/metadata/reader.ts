@@ -35,8 +35,26 @@ export interface ReaderContext {
   tmpDir: string;
 }
 
+/**
+ * One command-line option a reader declares (the design's `get command line options`). The CLI
+ * offers the union of every reader's options and refuses one given for a reader that did not
+ * declare it.
+ */
+export interface ReaderOptionSpec {
+  /** The flag without dashes, e.g. `memory` for `--memory`. */
+  flag: string;
+  /** Where the parsed value goes. */
+  key: keyof ReaderOptions;
+  type: 'string' | 'number' | 'array';
+  describe: string;
+  /** Turns the raw value into the option's value; throws a UsageError naming the flag. */
+  parse?: (raw: string, flag: string) => unknown;
+}
+
 export interface MetadataReader {
   readonly kind: ReaderKind;
+  /** The options this reader takes; none when absent. */
+  readonly optionSpecs?: readonly ReaderOptionSpec[];
   /**
    * First pass: validate options and the source string; throws a UsageError naming the option
    * or the source. Reads nothing.

@@ -9,7 +9,7 @@ import { LibvirtXmlReader } from './libvirt/libvirtxml-reader.js';
 import { READER_KINDS, type ReaderKind } from './model.js';
 import { OvaReader } from './ovf/ova-reader.js';
 import { OvfReader } from './ovf/ovf-reader.js';
-import type { MetadataReader } from './reader.js';
+import type { MetadataReader, ReaderOptionSpec } from './reader.js';
 import { VmxReader } from './vmx/vmx-reader.js';
 
 const BY_EXTENSION: Record<string, ReaderKind> = {
@@ -49,4 +49,17 @@ export function readerFor(kind: ReaderKind): MetadataReader {
     case 'disk':
       return new DiskReader();
   }
+}
+
+/** Every reader's declared options, with the kinds that take each flag. */
+export function readerOptionSpecs(): Map<string, { spec: ReaderOptionSpec; kinds: ReaderKind[] }> {
+  const all = new Map<string, { spec: ReaderOptionSpec; kinds: ReaderKind[] }>();
+  for (const kind of READER_KINDS) {
+    for (const spec of readerFor(kind).optionSpecs ?? []) {
+      const entry = all.get(spec.flag) ?? { spec, kinds: [] };
+      entry.kinds.push(kind);
+      all.set(spec.flag, entry);
+    }
+  }
+  return all;
 }

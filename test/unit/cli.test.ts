@@ -63,6 +63,33 @@ describe('v2v-load CLI', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('inspect --help lists every reader option with the readers that take it', async () => {
+    const r = await cli('inspect', '--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Reader options:/);
+    expect(r.stdout).toMatch(/--memory\s+-i disk: memory/);
+    expect(r.stdout).toMatch(/--connect\s+-i libvirt: libvirt URI/);
+    expect(r.stdout).toMatch(/-i, --input/);
+  });
+
+  it.each([
+    [['inspect', 'guest.vmx', '--memory', '2G'], /--memory applies to -i disk, not to -i vmx/],
+    [
+      ['inspect', 'a.ova', '--connect', 'qemu:///system'],
+      /--connect applies to -i libvirt, not to -i ova/,
+    ],
+    [['inspect', 'a.qcow2', '--memory', 'lots'], /--memory 'lots': not a size/],
+    [['inspect', 'a.qcow2', '--vcpus', 'two'], /--vcpus 'NaN': not a number|--vcpus/],
+    [
+      ['inspect', '-i', 'libvirt', 'web01', '--connect', 'not a uri'],
+      /--connect 'not a uri' is not a libvirt URI/,
+    ],
+  ])('inspect checks reader options before reading anything: %j', async (args, message) => {
+    const r = await cli(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+
   it('with --json an error is also a JSON object on stdout', async () => {
     const r = await cli('doctor', '--json', '--host', 'ftp://x');
     expect(r.status).toBe(2);

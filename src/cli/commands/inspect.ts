@@ -4,33 +4,48 @@ import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { createRunContainer } from '../../di/composition-root.js';
 import { TOKENS } from '../../di/tokens.js';
+import { UsageError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { READER_KINDS, type ReaderKind } from '../../metadata/model.js';
 import { formatGuest, guestToJson } from '../../metadata/printer.js';
 import type { ReaderOptions } from '../../metadata/reader.js';
-import { guessKind, readerFor } from '../../metadata/registry.js';
+import { guessKind, readerFor, readerOptionSpecs } from '../../metadata/registry.js';
 import type { Node } from '../../node/node.js';
-import { parseSize } from '../../util/size.js';
 import type { CliContext, GlobalArgs } from '../context.js';
 import { type NodeArgs, nodeSpecFrom, withNodeOptions } from '../node-options.js';
 
 interface InspectArgs extends GlobalArgs, NodeArgs {
   source: string[];
   input?: ReaderKind | undefined;
-  connect: string;
-  name?: string | undefined;
-  memory?: string | undefined;
-  vcpus?: number | undefined;
-  network?: string[] | undefined;
-  'disk-format'?: string | undefined;
+  [flag: string]: unknown;
+}
+
+/**
+ * The readers' own options (second pass of the design): each flag given must belong to the
+ * chosen reader, and is parsed by that reader's declaration.
+ */
+export function readerOptionsFrom(args: Record<string, unknown>, kind: ReaderKind): ReaderOptions {
+  const options: Record<string, unknown> = {};
+  for (const [flag, { spec, kinds }] of readerOptionSpecs()) {
+    const raw = args[flag];
+    if (raw === undefined) continue;
+    if (!kinds.includes(kind)) {
+      throw new UsageError(`--${flag} applies to -i ${kinds.join('|')}, not to -i ${kind}`);
+    }
+    if (spec.type === 'number' && (typeof raw !== 'number' || Number.isNaN(raw))) {
+      throw new UsageError(`--${flag} '${String(args[flag])}': not a number`);
+    }
+    options[spec.key] = spec.parse ? spec.parse(String(raw), flag) : raw;
+  }
+  return options as ReaderOptions;
 }
 
 export function inspectCommand(ctx: CliContext): CommandModule<GlobalArgs, InspectArgs> {
   return {
     command: 'inspect <source..>',
     describe: "read a source guest's metadata (vmx, ova, ovf, libvirt XML, libvirt domain, disks)",
-    builder: (y) =>
-      withNodeOptions(y)
+    builder: (y) => {
+      let b = withNodeOptions(y)
         .positional('source', {
           type: 'string',
           array: true,
@@ -41,43 +56,28 @@ export function inspectCommand(ctx: CliContext): CommandModule<GlobalArgs, Inspe
           choices: READER_KINDS,
           describe: 'the input kind (guessed from the source when not given)',
         })
-        .option('connect', {
-          alias: 'c',
-          type: 'string',
-          default: 'qemu:///system',
-          describe: '-i libvirt: the libvirt URI on the node',
-        })
-        .option('name', { type: 'string', describe: '-i disk: guest name' })
-        .option('memory', { type: 'string', describe: '-i disk: memory, e.g. 2G (default 1G)' })
-        .option('vcpus', { type: 'number', describe: '-i disk: vCPUs (default 1)' })
-        .option('network', {
-          type: 'string',
-          array: true,
-          describe: '-i disk: a network name, one NIC each (repeatable)',
-        })
-        .option('disk-format', {
-          type: 'string',
-          describe: '-i disk: format of the images when the extension does not say',
-        })
         .example('$0 inspect guest.vmx', 'read a VMware guest')
         .example('$0 inspect appliance.ova --json', 'the same model as JSON')
         .example(
           '$0 inspect -i libvirt web01 --host ssh://root@xenhost',
           'a domain on a remote host',
         )
-        .example('$0 inspect disk1.qcow2 --name web --memory 2G --vcpus 2', 'bare disks') as never,
+        .example('$0 inspect disk1.qcow2 --name web --memory 2G --vcpus 2', 'bare disks');
+      for (const [flag, { spec, kinds }] of readerOptionSpecs()) {
+        b = b.option(flag, {
+          type: spec.type === 'array' ? 'string' : spec.type,
+          ...(spec.type === 'array' ? { array: true } : {}),
+          describe: `-i ${kinds.join('|')}: ${spec.describe}`,
+          group: 'Reader options:',
+        });
+      }
+      return b as never;
+    },
     handler: async (args) => {
       const sources = args.source;
       const kind = args.input ?? guessKind(sources);
       const reader = readerFor(kind);
-      const options: ReaderOptions = {
-        connect: args.connect,
-        name: args.name,
-        memoryBytes: args.memory === undefined ? undefined : parseSize(args.memory, '--memory'),
-        vcpus: args.vcpus,
-        networks: args.network,
-        diskFormat: args['disk-format'],
-      };
+      const options = readerOptionsFrom(args, kind);
       // First pass: every option is checked before anything is read.
       reader.check(sources, options);
       const run = await createRunContainer(ctx.root, nodeSpecFrom(args));

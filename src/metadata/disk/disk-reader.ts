@@ -5,8 +5,9 @@
  */
 import * as path from 'node:path';
 import { MetadataError, UsageError } from '../../errors.js';
+import { parseSize } from '../../util/size.js';
 import type { DiskFormat, SourceGuest } from '../model.js';
-import type { MetadataReader, ReaderContext, ReaderOptions } from '../reader.js';
+import type { MetadataReader, ReaderContext, ReaderOptionSpec, ReaderOptions } from '../reader.js';
 import { validateGuest } from '../validate.js';
 
 const FORMAT_BY_EXTENSION: Record<string, DiskFormat> = {
@@ -40,6 +41,34 @@ function formatOf(file: string, declared: string | undefined): DiskFormat {
 
 export class DiskReader implements MetadataReader {
   readonly kind = 'disk' as const;
+  readonly optionSpecs: readonly ReaderOptionSpec[] = [
+    {
+      flag: 'name',
+      key: 'name',
+      type: 'string',
+      describe: "guest name (default: the first disk's name)",
+    },
+    {
+      flag: 'memory',
+      key: 'memoryBytes',
+      type: 'string',
+      describe: 'memory, e.g. 2G (default 1G)',
+      parse: (raw, flag) => parseSize(raw, `--${flag}`),
+    },
+    { flag: 'vcpus', key: 'vcpus', type: 'number', describe: 'vCPUs (default 1)' },
+    {
+      flag: 'network',
+      key: 'networks',
+      type: 'array',
+      describe: 'a network name, one NIC each (repeatable)',
+    },
+    {
+      flag: 'disk-format',
+      key: 'diskFormat',
+      type: 'string',
+      describe: 'format of the images when the extension does not say',
+    },
+  ];
 
   check(source: string[], options: ReaderOptions): void {
     if (source.length === 0) throw new UsageError('-i disk: give at least one disk image');

@@ -7,7 +7,7 @@
 import { CommandError, MetadataError, UsageError } from '../../errors.js';
 import type { Node } from '../../node/node.js';
 import type { SourceGuest } from '../model.js';
-import type { MetadataReader, ReaderContext, ReaderOptions } from '../reader.js';
+import type { MetadataReader, ReaderContext, ReaderOptionSpec, ReaderOptions } from '../reader.js';
 import { validateGuest } from '../validate.js';
 import { parseDomainXml } from './domain-xml.js';
 
@@ -27,6 +27,14 @@ function lastLine(s: string): string {
 /** Reads a domain defined in libvirt on the node (`-i libvirt NAME [--connect URI]`). */
 export class LibvirtReader implements MetadataReader {
   readonly kind = 'libvirt' as const;
+  readonly optionSpecs: readonly ReaderOptionSpec[] = [
+    {
+      flag: 'connect',
+      key: 'connect',
+      type: 'string',
+      describe: `libvirt URI on the node (default ${DEFAULT_LIBVIRT_URI})`,
+    },
+  ];
 
   /** One argument, the domain name; `--connect` must look like a libvirt URI. */
   check(source: string[], options: ReaderOptions): void {
