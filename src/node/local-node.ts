@@ -89,6 +89,24 @@ export class LocalNode implements Node {
     return this.fileOp('read', p, () => fs.readFile(p));
   }
 
+  async readFileRange(p: string, offset: number, length: number): Promise<Buffer> {
+    return this.fileOp('read', p, async () => {
+      const fh = await fs.open(p, 'r');
+      try {
+        const buf = Buffer.alloc(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return buf.subarray(0, got);
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
   async writeFileAtomic(
     p: string,
     data: string | Uint8Array,

@@ -74,6 +74,11 @@ export interface CommandRunner {
 export interface FileOps {
   /** Reads a whole file. */
   readFile(path: string): Promise<Buffer>;
+  /**
+   * Reads at most `length` bytes from byte `offset` (fewer at the end of the file). Follows a
+   * final symlink, as open(2) does. For headers of large images and descriptors.
+   */
+  readFileRange(path: string, offset: number, length: number): Promise<Buffer>;
   /** Writes a file atomically: a temporary file in the same directory, then a rename. */
   writeFileAtomic(
     path: string,

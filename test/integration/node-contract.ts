@@ -176,6 +176,22 @@ export function nodeContract(kind: string, getNode: () => Promise<Node>): void {
       expect(await node.stat(path.join(dir, 'files'))).toBeUndefined();
     });
 
+    it('reads a byte range, short at the end of the file, through a symlink', async () => {
+      const f = path.join(dir, 'range.bin');
+      const data = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 256));
+      await fs.writeFile(f, data);
+      await fs.symlink(f, path.join(dir, 'range-link'));
+      expect(await node.readFileRange(f, 0, 16)).toEqual(data.subarray(0, 16));
+      // larger than one SFTP read, at an odd offset
+      expect(await node.readFileRange(f, 1234, 200_000)).toEqual(data.subarray(1234, 201_234));
+      expect(await node.readFileRange(f, 299_990, 100)).toEqual(data.subarray(299_990));
+      expect((await node.readFileRange(f, 400_000, 10)).length).toBe(0);
+      expect(await node.readFileRange(path.join(dir, 'range-link'), 512, 8)).toEqual(
+        data.subarray(512, 520),
+      );
+      await expect(node.readFileRange(path.join(dir, 'nope'), 0, 1)).rejects.toThrow(/ENOENT/);
+    });
+
     it('names the path and the node when a file operation fails', async () => {
       const missing = path.join(dir, 'missing', 'disk.vmdk');
       const err = await node.readFile(missing).catch((e: unknown) => e);

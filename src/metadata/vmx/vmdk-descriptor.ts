@@ -5,7 +5,7 @@
  * Only the first 64 KiB of a text descriptor are read; a text file above 1 MiB is refused. Files
  * are only ever read: small ones with `node.readFile`, the start of large ones with `dd`.
  */
-import { CommandError, MetadataError } from '../../errors.js';
+import { MetadataError, NodeFileError } from '../../errors.js';
 import type { FileStat, Node } from '../../node/node.js';
 import { decodeText } from './parse-vmx.js';
 
@@ -154,9 +154,9 @@ export function capacityOf(d: VmdkDescriptor): number | undefined {
 }
 
 /**
- * Reads at most `count` sectors from sector `start` with `dd` on the node: the bounded read
- * for large files and symlinks (which `stat` does not follow), never the whole file.
- * @throws MetadataError naming the file when dd cannot read it
+ * Reads at most `count` sectors from sector `start`: the bounded read for large files and
+ * symlinks (which `stat` does not follow), never the whole file.
+ * @throws MetadataError naming the file when it cannot be read
  */
 export async function readSectors(
   node: Node,
@@ -165,15 +165,10 @@ export async function readSectors(
   count: number,
 ): Promise<Buffer> {
   try {
-    const r = await node.run(
-      ['dd', `if=${file}`, `bs=${SECTOR}`, `skip=${start}`, `count=${count}`],
-      { maxBuffer: count * SECTOR, timeoutMs: 60_000 },
-    );
-    return r.stdoutBytes;
+    return await node.readFileRange(file, start * SECTOR, count * SECTOR);
   } catch (e) {
-    if (!(e instanceof CommandError)) throw e;
-    const why = e.stderr.trim().split('\n')[0] || (e.timedOut ? 'timed out' : 'dd failed');
-    throw new MetadataError(file, `cannot read: ${why}`, { cause: e });
+    if (!(e instanceof NodeFileError)) throw e;
+    throw new MetadataError(file, `cannot read: ${e.message}`, { cause: e });
   }
 }
 

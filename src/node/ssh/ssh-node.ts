@@ -199,6 +199,35 @@ export class SshNode implements Node {
     return this.withSftp('read', path, (sftp) => cb<Buffer>((c) => sftp.readFile(path, c)));
   }
 
+  async readFileRange(path: string, offset: number, length: number): Promise<Buffer> {
+    return this.withSftp('read', path, async (sftp) => {
+      const handle = await cb<Buffer>((c) => sftp.open(path, 'r', c));
+      try {
+        const buf = Buffer.alloc(length);
+        let got = 0;
+        while (got < length) {
+          // SFTP servers cap one read (OpenSSH: 256 KiB); a short read is not the end.
+          const want = Math.min(length - got, 64 * 1024);
+          const n = await new Promise<number>((resolve, reject) =>
+            sftp.read(handle, buf, got, want, offset + got, (err, bytesRead) =>
+              // ssh2 reports end of file as an error with the EOF status code
+              err
+                ? (err as { code?: number }).code === 1
+                  ? resolve(0)
+                  : reject(err)
+                : resolve(bytesRead),
+            ),
+          );
+          if (n === 0) break;
+          got += n;
+        }
+        return buf.subarray(0, got);
+      } finally {
+        await cb<void>((c) => sftp.close(handle, c)).catch(() => {});
+      }
+    });
+  }
+
   async writeFileAtomic(
     path: string,
     data: string | Uint8Array,
