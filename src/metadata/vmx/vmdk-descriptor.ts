@@ -3,7 +3,7 @@
  * (`createType`, `CID`/`parentCID`, `parentFileNameHint`, extent lines) and, for a binary
  * monolithic sparse file (magic `KDMV`), the descriptor embedded at the sector its header names.
  * Only the first 64 KiB of a text descriptor are read; a text file above 1 MiB is refused. Files
- * are only ever read: small ones with `node.readFile`, the start of large ones with `dd`.
+ * are only ever read: small ones with `node.readFile`, the start of large ones with `node.readFileRange`.
  */
 import { MetadataError, NodeFileError } from '../../errors.js';
 import type { FileStat, Node } from '../../node/node.js';
