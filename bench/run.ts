@@ -6,6 +6,8 @@ import 'reflect-metadata';
 
 const BENCHES: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   'ssh-roundtrip': () => import('./ssh-roundtrip.js'),
+  copy: () => import('./copy.js'),
+  cow: () => import('./cow.js'),
 };
 
 const name = process.argv[2];

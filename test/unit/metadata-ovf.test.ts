@@ -116,10 +116,10 @@ describe('manifest', () => {
     expect(() => parseManifest(`SHA1(a)= ${h}\nMD5(b)= 0123\n`, '/p/x.mf')).toThrow(
       /^\/p\/x\.mf:2: not a manifest line/,
     );
-    expect(() => parseManifest(`SHA1(../etc/passwd)= ${h}\n`, '/p/x.mf')).toThrow(
-      '/p/x.mf:1: file name "../etc/passwd" refused: a name with ".." segments',
+    expect(() => parseManifest(`SHA1(../canary)= ${h}\n`, '/p/x.mf')).toThrow(
+      '/p/x.mf:1: file name "../canary" refused: a name with ".." segments',
     );
-    expect(() => parseManifest(`SHA1(/etc/passwd)= ${h}\n`, '/p/x.mf')).toThrow(/absolute path/);
+    expect(() => parseManifest(`SHA1(/nonexistent/v2v-load-canary)= ${h}\n`, '/p/x.mf')).toThrow(/absolute path/);
     expect(() => parseManifest(`SHA256(a)= ${h}\n`, '/p/x.mf')).toThrow(
       '/p/x.mf:1: SHA256 digest of "a" has 40 hex digits, expected 64',
     );
@@ -326,10 +326,12 @@ describe('OvfReader: broken and hostile input', () => {
   it.each([
     ['../canary', 'a name with ".." segments is refused'],
     ['sub/../../canary', 'a name with ".." segments is refused'],
-    ['/etc/passwd', 'an absolute path is refused'],
-    ['file:///etc/passwd', 'a URL is refused'],
+    ['ABS_CANARY', 'an absolute path is refused'],
+    ['file://ABS_CANARY', 'a URL is refused'],
     ['http://example.com/disk.vmdk', 'a URL is refused'],
-  ])('refuses the href %s', async (href, why) => {
+  ])('refuses the href %s', async (hrefTemplate, why) => {
+    // absolute names point at a canary in the test's own temp dir
+    const href = hrefTemplate.replace('ABS_CANARY', path.join(root, 'canary'));
     const { ovf } = await stage('virtualbox.ovf', {
       edit: (t) => t.replace('ovf:href="ubuntu-jammy-disk001.vmdk"', `ovf:href="${href}"`),
       skip: [href],

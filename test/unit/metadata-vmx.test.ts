@@ -340,6 +340,27 @@ describe('VMDK descriptors', () => {
     ]);
   });
 
+  it('reads a text descriptor padded with NULs to a sector, as qemu-img may write it', async () => {
+    const dir = await fs.mkdtemp(path.join(root, 'padded-'));
+    const file = path.join(dir, 'padded.vmdk');
+    const text = [
+      '# Disk DescriptorFile',
+      'version=1',
+      'CID=fffffffe',
+      'parentCID=ffffffff',
+      'createType="monolithicFlat"',
+      '',
+      'RW 20480 FLAT "padded-flat.vmdk" 0',
+      '',
+    ].join('\n');
+    await fs.writeFile(file, Buffer.concat([Buffer.from(text), Buffer.alloc(512 - text.length)]));
+    const st = await node.stat(file);
+    if (!st) throw new Error('no padded.vmdk');
+    const d = await readVmdkDescriptor(node, file, st);
+    expect(d.createType).toBe('monolithicFlat');
+    expect(d.extents.map((e) => e.file)).toEqual(['padded-flat.vmdk']);
+  });
+
   it('refuses other image formats, binary data and text over 1 MiB', async () => {
     const dir = await fs.mkdtemp(path.join(root, 'vmdk-'));
     const qcow = path.join(dir, 'q.vmdk');
@@ -671,12 +692,16 @@ describe('symlinks (stat does not follow them)', () => {
       'sata0.present = "TRUE"',
       'sata0:0.fileName = "zero.vmdk"',
     ]);
-    await fs.symlink('/dev/zero', path.join(dir, 'zero.vmdk'));
+    // a huge sparse file of zeros in the test's own dir stands in for /dev/zero
+    const zeros = path.join(dir, 'zeros.img');
+    await fs.writeFile(zeros, '');
+    await fs.truncate(zeros, 64 * 1024 ** 3);
+    await fs.symlink(zeros, path.join(dir, 'zero.vmdk'));
     await expect(read(vmx)).rejects.toThrow(
       `${dir}/zero.vmdk: not a VMDK descriptor: binary data at byte 0 and no sparse VMDK header (KDMV)`,
     );
     const endless = path.join(dir, 'endless.vmx');
-    await fs.symlink('/dev/zero', endless);
+    await fs.symlink(zeros, endless);
     await expect(read(endless)).rejects.toThrow(
       `${endless}: more than 4 MiB: too large for a .vmx`,
     );

@@ -255,7 +255,10 @@ export async function readVmdkDescriptor(
   const other = OTHER_MAGICS.find(([m]) => magic.startsWith(m));
   if (other) throw new MetadataError(file, `not a VMDK descriptor: ${other[1]}`);
   const text = head.subarray(0, HEAD_BYTES);
-  const bad = binaryAt(text);
+  // qemu-img pads a text descriptor with NULs to a sector boundary: padding is not binary data.
+  let end = text.length;
+  while (end > 0 && text[end - 1] === 0) end--;
+  const bad = end === 0 ? 0 : binaryAt(text.subarray(0, end));
   if (bad >= 0) {
     throw new MetadataError(
       file,

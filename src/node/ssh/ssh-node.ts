@@ -362,7 +362,13 @@ export class SshNode implements Node {
         if (e instanceof V2vError) throw e;
         throw new NodeFileError(this.name, op, path, sftpReason(e), { cause: e });
       } finally {
-        sftp.end();
+        // Hold the channel slot until the server has closed the channel: otherwise the next
+        // operation can open a channel while this one still counts against MaxSessions.
+        await new Promise<void>((resolve) => {
+          sftp.once('close', () => resolve());
+          sftp.end();
+          setTimeout(resolve, 5_000).unref();
+        });
       }
     });
   }
