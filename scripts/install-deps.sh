@@ -8,10 +8,12 @@ PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
   libguestfs-tools guestfs-tools libhivex-bin
   nbdkit libnbd-bin
+  python3-libvirt
   openssh-server openssh-client
   linux-image-amd64 klibc-utils cpio
   debootstrap extlinux
   ntfs-3g
+  gcc libc6-dev
 )
 
 missing=()

@@ -10,6 +10,8 @@ import { ExitCode, UsageError, V2vError } from '../errors.js';
 import { type Logger, levelFromFlags, StreamLogger } from '../log/logger.js';
 import type { NodeFactory } from '../node/node-factory.js';
 import { doctorCommand } from './commands/doctor.js';
+import { domainCommand } from './commands/domain.js';
+import { imageCommand } from './commands/image.js';
 import { inspectCommand } from './commands/inspect.js';
 import type { CliContext, GlobalArgs } from './context.js';
 
@@ -80,7 +82,9 @@ export async function main(args: readonly string[], io: CliIo = processIo): Prom
     .option('verbose', { alias: 'v', type: 'count', describe: 'more diagnostics on stderr' })
     .option('quiet', { alias: 'q', type: 'count', describe: 'fewer diagnostics on stderr' })
     .command(doctorCommand(ctx) as never)
+    .command(domainCommand(ctx) as never)
     .command(inspectCommand(ctx) as never)
+    .command(imageCommand(ctx) as never)
     .demandCommand(1, 'give a command (see --help)')
     .recommendCommands()
     .strict()
