@@ -119,7 +119,9 @@ describe('manifest', () => {
     expect(() => parseManifest(`SHA1(../canary)= ${h}\n`, '/p/x.mf')).toThrow(
       '/p/x.mf:1: file name "../canary" refused: a name with ".." segments',
     );
-    expect(() => parseManifest(`SHA1(/nonexistent/v2v-load-canary)= ${h}\n`, '/p/x.mf')).toThrow(/absolute path/);
+    expect(() => parseManifest(`SHA1(/nonexistent/v2v-load-canary)= ${h}\n`, '/p/x.mf')).toThrow(
+      /absolute path/,
+    );
     expect(() => parseManifest(`SHA256(a)= ${h}\n`, '/p/x.mf')).toThrow(
       '/p/x.mf:1: SHA256 digest of "a" has 40 hex digits, expected 64',
     );
