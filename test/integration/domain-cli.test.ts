@@ -6,9 +6,9 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { LocalNode } from '../../src/node/local-node.js';
 import { buildDomainXml } from '../../src/provisioning/libvirt/domain-xml-types.js';
+import { cli } from '../harness/cli.js';
 import {
   buildTinyGuest,
   TINY_READY_MARKER,
@@ -19,20 +19,6 @@ import {
 const sshd = inject('sshd');
 const local = new LocalNode();
 const BOOT_TIMEOUT_MS = 90_000;
-
-async function cli(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { status, stdout, stderr };
-}
 
 const NODES: [string, string[]][] = [
   ['local', []],

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { cli as cliSpread } from '../harness/cli.js';
 import {
   canary,
   NODE_KINDS,
@@ -17,21 +17,10 @@ import {
   tempDir,
 } from './storage-helpers.js';
 
-const MiB = 1024 * 1024;
+/** The CLI in this process, argv as an array. */
+const cli = (args: string[]) => cliSpread(...args);
 
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { status, stdout, stderr };
-}
+const MiB = 1024 * 1024;
 
 describe.each(NODE_KINDS)('v2v-load image on the %s node', (kind) => {
   let root: string;

@@ -1,19 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-
-async function cli(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { status, stdout, stderr };
-}
+import { cli } from '../harness/cli.js';
 
 describe('v2v-load CLI', () => {
   it('--help lists the commands and the exit statuses', async () => {

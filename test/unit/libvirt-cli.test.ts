@@ -1,20 +1,6 @@
 /** `v2v-load domain`: the command line (no libvirt needed: help and usage errors). */
 import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-
-async function cli(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { status, stdout, stderr };
-}
+import { cli } from '../harness/cli.js';
 
 describe('v2v-load domain', () => {
   it('--help lists every verb and the node options', async () => {

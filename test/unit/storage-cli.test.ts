@@ -2,21 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { progressBar, progressReporter } from '../../src/cli/commands/image.js';
 import type { CliContext } from '../../src/cli/context.js';
-import { main } from '../../src/cli/main.js';
-
-async function cli(...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(args, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-  });
-  return { status, stdout, stderr };
-}
+import { cli } from '../harness/cli.js';
 
 describe('v2v-load image', () => {
   it('lists its subcommands and node options', async () => {
