@@ -9,30 +9,11 @@ import { parseOvfDescriptor, unitMultiplier } from '../../src/metadata/ovf/ovf-p
 import { OvfReader } from '../../src/metadata/ovf/ovf-reader.js';
 import type { ReaderContext } from '../../src/metadata/reader.js';
 import { expectGolden } from '../harness/golden.js';
+import { fakeFile, references } from '../harness/ovf-fixtures.js';
 import { WatchedNode } from '../harness/watched-node.js';
 
 const GOLDEN = path.join(import.meta.dirname, '../golden/metadata/ovf');
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
-
-/** Deterministic stand-in bytes for a disk or ISO file (the corpus manifests hash these). */
-function fakeFile(name: string, size: number): Buffer {
-  const b = Buffer.alloc(size);
-  let x = 0;
-  for (const c of name) x = (Math.imul(x, 31) + c.charCodeAt(0)) >>> 0;
-  for (let i = 0; i < size; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
-/** The References of an OVF text: href and declared size (4096 when none). */
-function references(ovf: string): { href: string; size: number }[] {
-  return [...ovf.matchAll(/<(?:ovf:)?File\b[^>]*>/g)].map((m) => ({
-    href: /ovf:href="([^"]+)"/.exec(m[0])?.[1] ?? '',
-    size: Number(/ovf:size="(\d+)"/.exec(m[0])?.[1] ?? 4096),
-  }));
-}
 
 let root: string;
 let node: WatchedNode;
