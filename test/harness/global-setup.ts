@@ -58,7 +58,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     );
   }
 
-  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+  // Type errors are the type check's business (scripts/test.sh runs it before the tests);
+  // tsc still emits, so the CLI tests run the code as written.
+  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT }).catch((e: unknown) => {
+    const out = (e as { stdout?: string }).stdout ?? String(e);
+    process.stderr.write(`global-setup: tsc reported errors (dist/ emitted anyway):\n${out}\n`);
+  });
 
   const { stdout } = await exec('bash', [path.join(ROOT, 'scripts/services.sh'), 'start'], {
     timeout: 180_000,
