@@ -21,7 +21,8 @@ export interface CheckResult {
 }
 
 /** Hardware acceleration for guests and for the libguestfs appliance. */
-export type Accel = 'auto' | 'kvm' | 'tcg';
+export const ACCELS = ['auto', 'kvm', 'tcg'] as const;
+export type Accel = (typeof ACCELS)[number];
 
 export interface DoctorOptions {
   /** libvirt URI to check (virsh -c). */

@@ -6,14 +6,13 @@
  */
 
 /** The hypervisor the guest was made for. */
-export type SourceHypervisor = 'vmware' | 'xen-pv' | 'xen-fv' | 'kvm' | 'unknown';
 export const SOURCE_HYPERVISORS = ['vmware', 'xen-pv', 'xen-fv', 'kvm', 'unknown'] as const;
+export type SourceHypervisor = (typeof SOURCE_HYPERVISORS)[number];
 
-export type Firmware = 'bios' | 'uefi' | 'unknown';
 export const FIRMWARES = ['bios', 'uefi', 'unknown'] as const;
+export type Firmware = (typeof FIRMWARES)[number];
 
 /** The bus a disk or CD-ROM hangs on, as the guest sees it. */
-export type DiskBus = 'scsi' | 'ide' | 'sata' | 'nvme' | 'virtio' | 'xen' | 'usb' | 'unknown';
 export const DISK_BUSES = [
   'scsi',
   'ide',
@@ -24,21 +23,9 @@ export const DISK_BUSES = [
   'usb',
   'unknown',
 ] as const;
+export type DiskBus = (typeof DISK_BUSES)[number];
 
 /** The controller model behind the bus. */
-export type DiskController =
-  | 'pvscsi'
-  | 'lsilogic'
-  | 'lsisas1068'
-  | 'buslogic'
-  | 'virtio-scsi'
-  | 'ide'
-  | 'sata'
-  | 'nvme'
-  | 'virtio'
-  | 'xen'
-  | 'usb'
-  | 'unknown';
 export const DISK_CONTROLLERS = [
   'pvscsi',
   'lsilogic',
@@ -53,10 +40,11 @@ export const DISK_CONTROLLERS = [
   'usb',
   'unknown',
 ] as const;
+export type DiskController = (typeof DISK_CONTROLLERS)[number];
 
 /** Image format of a disk file, as declared by the source (never probed). */
-export type DiskFormat = 'vmdk' | 'raw' | 'qcow2' | 'vhd' | 'vhdx' | 'vdi' | 'unknown';
 export const DISK_FORMATS = ['vmdk', 'raw', 'qcow2', 'vhd', 'vhdx', 'vdi', 'unknown'] as const;
+export type DiskFormat = (typeof DISK_FORMATS)[number];
 
 /** Where a disk's bytes are inside an OVA archive (tar), when read in place. */
 export interface ArchiveMember {
@@ -109,18 +97,6 @@ export interface SourceCdrom {
   path?: string | undefined;
 }
 
-export type NicModel =
-  | 'vmxnet3'
-  | 'vmxnet2'
-  | 'vmxnet'
-  | 'e1000'
-  | 'e1000e'
-  | 'vlance'
-  | 'pcnet'
-  | 'rtl8139'
-  | 'virtio'
-  | 'xen-netfront'
-  | 'unknown';
 export const NIC_MODELS = [
   'vmxnet3',
   'vmxnet2',
@@ -134,10 +110,11 @@ export const NIC_MODELS = [
   'xen-netfront',
   'unknown',
 ] as const;
+export type NicModel = (typeof NIC_MODELS)[number];
 
 /** What the NIC is plugged into on the source. */
-export type NetworkKind = 'network' | 'bridge' | 'portgroup' | 'user' | 'unknown';
 export const NETWORK_KINDS = ['network', 'bridge', 'portgroup', 'user', 'unknown'] as const;
+export type NetworkKind = (typeof NETWORK_KINDS)[number];
 
 export interface SourceNic {
   /** Lower-case `xx:xx:xx:xx:xx:xx`, when the source has one. */
@@ -148,8 +125,8 @@ export interface SourceNic {
   networkKind: NetworkKind;
 }
 
-export type VideoModel = 'vmvga' | 'vga' | 'cirrus' | 'qxl' | 'virtio' | 'xen' | 'unknown';
 export const VIDEO_MODELS = ['vmvga', 'vga', 'cirrus', 'qxl', 'virtio', 'xen', 'unknown'] as const;
+export type VideoModel = (typeof VIDEO_MODELS)[number];
 
 export interface SourceVideo {
   model: VideoModel;
@@ -184,8 +161,8 @@ export interface SourceOrigin {
   source: string;
 }
 
-export type ReaderKind = 'vmx' | 'ova' | 'ovf' | 'libvirtxml' | 'libvirt' | 'disk';
 export const READER_KINDS = ['vmx', 'ova', 'ovf', 'libvirtxml', 'libvirt', 'disk'] as const;
+export type ReaderKind = (typeof READER_KINDS)[number];
 
 /** The neutral source guest. */
 export interface SourceGuest {

@@ -15,7 +15,7 @@ import {
   readVmdkDescriptor,
   SECTOR,
   type VmdkDescriptor,
-} from '../metadata/vmx/vmdk-descriptor.js';
+} from '../formats/vmdk-descriptor.js';
 import type { Node } from '../node/node.js';
 import { StorageError } from './errors.js';
 

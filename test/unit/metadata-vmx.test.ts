@@ -11,7 +11,7 @@ import {
   parseSparseHeader,
   parseVmdkDescriptor,
   readVmdkDescriptor,
-} from '../../src/metadata/vmx/vmdk-descriptor.js';
+} from '../../src/formats/vmdk-descriptor.js';
 import { VmxReader } from '../../src/metadata/vmx/vmx-reader.js';
 import { expectGolden } from '../harness/golden.js';
 import { WatchedNode } from '../harness/watched-node.js';

@@ -3,7 +3,7 @@
  * device that has no place in the model.
  */
 import type { SourceHypervisor, SourceSound, SourceVideo, VideoModel } from '../model.js';
-import { asArray, attr } from '../xml.js';
+import { asArray, attr } from '../../formats/xml.js';
 import { asEl, child, children, type El, intAttr, lookup } from './domain-el.js';
 
 const VIDEO_MODELS: Record<string, VideoModel> = {

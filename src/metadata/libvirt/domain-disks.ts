@@ -11,7 +11,7 @@ import type {
   SourceDisk,
   SourceHypervisor,
 } from '../model.js';
-import { attr } from '../xml.js';
+import { attr } from '../../formats/xml.js';
 import { child, children, type El, has, intAttr, lookup } from './domain-el.js';
 
 /** How a disk's or CD-ROM's source is named in the XML; readers resolve and check it. */

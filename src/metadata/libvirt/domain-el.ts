@@ -2,7 +2,7 @@
  * Element helpers shared by the libvirt domain XML parser: a parsed element as a plain object,
  * its children, trimmed text and numeric attributes, and own-key table lookups.
  */
-import { asArray, attr, textOf } from '../xml.js';
+import { asArray, attr, textOf } from '../../formats/xml.js';
 
 /** A parsed element: attributes under `@_name`, children by name, text under `#text`. */
 export type El = Record<string, unknown>;

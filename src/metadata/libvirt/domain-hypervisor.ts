@@ -3,7 +3,7 @@
  * and `<os><type>`, BIOS or UEFI, the libosinfo OS hint, Xen PV boot and direct kernel boot.
  */
 import type { Firmware, SourceHypervisor, XenPvBoot } from '../model.js';
-import { asArray, attr, textOf } from '../xml.js';
+import { asArray, attr, textOf } from '../../formats/xml.js';
 import { asEl, child, type El, textIn } from './domain-el.js';
 
 const LIBOSINFO_NS = 'http://libosinfo.org/xmlns/libvirt/domain/1.0';

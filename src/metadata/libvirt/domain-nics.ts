@@ -4,7 +4,7 @@
  */
 import type { NetworkKind, NicModel, SourceHypervisor, SourceNic } from '../model.js';
 import { normalizeMac } from '../validate.js';
-import { attr } from '../xml.js';
+import { attr } from '../../formats/xml.js';
 import { child, type El, lookup } from './domain-el.js';
 
 const NIC_MODELS: Record<string, NicModel> = {

@@ -4,7 +4,7 @@
  */
 import { MetadataError } from '../../errors.js';
 import type { CpuTopology } from '../model.js';
-import { attr, textOf } from '../xml.js';
+import { attr, textOf } from '../../formats/xml.js';
 import { child, type El, has, intAttr, textIn } from './domain-el.js';
 
 const MAX_NUMBER_DIGITS = 64;

@@ -10,7 +10,7 @@
 import { MetadataError } from '../../errors.js';
 import type { SourceGuest, SourceOrigin } from '../model.js';
 import { normalizeUuid } from '../validate.js';
-import { attr, parseUntrustedXml, textOf } from '../xml.js';
+import { attr, parseUntrustedXml, textOf } from '../../formats/xml.js';
 import { otherDeviceNotes, soundOf, videoOf } from './domain-devices.js';
 import {
   applyOsBoot,

@@ -5,7 +5,7 @@
  */
 import { MetadataError } from '../../errors.js';
 import type { ArchiveMember, SourceOrigin } from '../model.js';
-import { attr, parseUntrustedXml } from '../xml.js';
+import { attr, parseUntrustedXml } from '../../formats/xml.js';
 import { checkRelativeName } from './manifest.js';
 import {
   attrOf,

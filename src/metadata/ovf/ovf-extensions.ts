@@ -4,7 +4,7 @@
  */
 import type { Firmware, SourceHypervisor, SourceNic } from '../model.js';
 import { normalizeMac } from '../validate.js';
-import { attr } from '../xml.js';
+import { attr } from '../../formats/xml.js';
 import type { OvfDescriptor } from './ovf-envelope.js';
 import { type HwItem, nicModel } from './ovf-items.js';
 import { attrOf, type El, kid, kids } from './ovf-xml.js';

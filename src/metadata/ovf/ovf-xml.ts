@@ -3,7 +3,7 @@
  * access on the parsed element tree, and whole-number and allocation-unit parsing.
  */
 import { MetadataError } from '../../errors.js';
-import { asArray, attr, textOf } from '../xml.js';
+import { asArray, attr, textOf } from '../../formats/xml.js';
 
 export type El = Record<string, unknown>;
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { MetadataError } from '../../errors.js';
 import type { Node } from '../../node/node.js';
 import { printable, type VmxFile } from './parse-vmx.js';
-import { readVmdkDescriptor, type VmdkDescriptor } from './vmdk-descriptor.js';
+import { readVmdkDescriptor, type VmdkDescriptor } from '../../formats/vmdk-descriptor.js';
 import { isWindowsPath, resolveFrom } from './vmx-paths.js';
 import { type Slot, slotEntry } from './vmx-slots.js';
 

@@ -1,5 +1,5 @@
 /** The host's capabilities (`virsh capabilities`): which domain types and machines it offers. */
-import { asArray, attr, parseUntrustedXml, textOf } from '../../metadata/xml.js';
+import { asArray, attr, parseUntrustedXml, textOf } from '../../formats/xml.js';
 
 /** One guest kind the host can run: an OS type on an architecture. */
 export interface GuestCapability {

@@ -3,7 +3,7 @@
  * (never by string concatenation), and the typed view of a domain's XML as libvirt reports it.
  */
 import { XMLBuilder } from 'fast-xml-parser';
-import { asArray, attr, parseUntrustedXml, textOf } from '../../metadata/xml.js';
+import { asArray, attr, parseUntrustedXml, textOf } from '../../formats/xml.js';
 
 /** What libvirt does when the guest powers off, reboots or crashes. */
 export type LifecycleAction =

@@ -4,7 +4,7 @@
  */
 import { XMLBuilder } from 'fast-xml-parser';
 import { CommandError, CommandNotFoundError, UsageError, V2vError } from '../../errors.js';
-import { parseUntrustedXml, textOf } from '../../metadata/xml.js';
+import { parseUntrustedXml, textOf } from '../../formats/xml.js';
 import { type DomainDescription, parseDomainXml } from './domain-xml-types.js';
 import { isNotFound, toLibvirtError } from './errors.js';
 import {

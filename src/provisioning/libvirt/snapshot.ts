@@ -1,5 +1,5 @@
 /** Snapshots of one domain: list, info, create, revert, delete (over `virsh snapshot-*`). */
-import { asArray, attr, parseUntrustedXml, textOf } from '../../metadata/xml.js';
+import { asArray, attr, parseUntrustedXml, textOf } from '../../formats/xml.js';
 import type { DomainHandle } from './domain.js';
 import { isNotFound } from './errors.js';
 import type { Virsh } from './virsh.js';

@@ -6,7 +6,9 @@
 import type { ImageRef } from '../image-format.js';
 import type { ProgressEvent, QemuImg } from '../qemu-img.js';
 
-export type StorageModeName = 'copy' | 'snapshot' | 'in-place' | 'cow';
+/** Every storage mode, by name. */
+export const STORAGE_MODE_NAMES = ['copy', 'snapshot', 'in-place', 'cow'] as const;
+export type StorageModeName = (typeof STORAGE_MODE_NAMES)[number];
 
 /** What a mode is asked to do. */
 export interface StorageRequest {

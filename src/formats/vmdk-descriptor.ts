@@ -5,9 +5,9 @@
  * Only the first 64 KiB of a text descriptor are read; a text file above 1 MiB is refused. Files
  * are only ever read: small ones with `node.readFile`, the start of large ones with `node.readFileRange`.
  */
-import { MetadataError, NodeFileError } from '../../errors.js';
-import type { FileStat, Node } from '../../node/node.js';
-import { decodeText } from './parse-vmx.js';
+import { MetadataError, NodeFileError } from '../errors.js';
+import type { FileStat, Node } from '../node/node.js';
+import { decodeText } from './text-encoding.js';
 
 export const SECTOR = 512;
 /** The part of a text descriptor that is parsed. */
