@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   qemu-utils qemu-system-x86
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
-  libguestfs-tools guestfs-tools libhivex-bin
+  libguestfs-tools guestfs-tools libhivex-bin python3-guestfs virt-v2v
   nbdkit libnbd-bin
   python3-libvirt
   openssh-server openssh-client

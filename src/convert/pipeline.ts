@@ -1,0 +1,421 @@
+/**
+ * The conversion, stage by stage, top to bottom (the v2v design's run):
+ *
+ *   read metadata → check every option and output → storage prepare → open the guest (one
+ *   appliance) and inspect it → choose the modules → plan (HVSource unconfigures, HVTarget
+ *   configures through the GuestOS) → apply the plan → close the guest → storage finish →
+ *   write the domain XML → (verify the boot) → report.
+ *
+ * `--dry-run` stops after the plan: nothing is written anywhere (the source opens read-only).
+ * Every resource is registered with the run's cleanup stack where it is made, so a failure or
+ * an interruption at any stage leaves nothing behind and never touches the source.
+ */
+import * as path from 'node:path';
+import { inject, injectAll, injectable } from 'tsyringe';
+import { TOKENS } from '../di/tokens.js';
+import { UsageError } from '../errors.js';
+import { Guest } from '../guestfs/guest.js';
+import { GuestfsSession } from '../guestfs/session.js';
+import { buildTargetDomainXml, type DomainDefinitionV2v } from '../hvtarget/domain.js';
+import type { Logger } from '../log/logger.js';
+import type { ReaderKind, SourceGuest } from '../metadata/model.js';
+import type { MetadataReader, ReaderOptions } from '../metadata/reader.js';
+import { guessKind, readerFor } from '../metadata/registry.js';
+import type { Node } from '../node/node.js';
+import { tempSibling } from '../node/temp-name.js';
+import type { CleanupHandle, CleanupStack } from '../run/cleanup.js';
+import type { ImageRef } from '../storage/image-format.js';
+import type { ProgressEvent, QemuImg } from '../storage/qemu-img.js';
+import { type ConvertStorage, prepareDisk, type WorkDisk } from './disks.js';
+import { ConversionError } from './errors.js';
+import { type GuestInspection, inspectGuest } from './inspection.js';
+import type {
+  ConversionContext,
+  GuestOs,
+  HvSource,
+  HvTarget,
+  InterfaceIdentity,
+} from './modules.js';
+import { applyPlan, describeAction, Plan, type PlannedAction } from './plan.js';
+import { type NetworkMapping, targetLayout } from './target.js';
+import { type BootVerdict, verifyBoot } from './verify-boot.js';
+
+export const STAGES = [
+  'read-metadata',
+  'check',
+  'storage-prepare',
+  'open-guest',
+  'inspect',
+  'plan',
+  'apply',
+  'close-guest',
+  'storage-finish',
+  'write-metadata',
+  'verify-boot',
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** What `v2v-load convert` asks for. */
+export interface ConvertRequest {
+  source: string[];
+  /** `-i`; guessed from the source when absent. */
+  input?: ReaderKind | undefined;
+  readerOptions?: ReaderOptions | undefined;
+  /** `-o DIR`: where the disks and the XML go. */
+  outputDir: string;
+  /** Output name (default: the source guest's name). */
+  name?: string | undefined;
+  storage: ConvertStorage;
+  snapshotDir?: string | undefined;
+  outputFormat: 'qcow2' | 'raw';
+  virtio: boolean;
+  domainType: 'kvm' | 'qemu';
+  networks: NetworkMapping[];
+  withFiles: Record<string, string>;
+  dryRun: boolean;
+  verifyBoot: boolean;
+  /** How long verify-boot waits for the guest's userspace (default 300 s). */
+  verifyTimeoutMs?: number | undefined;
+  /** libvirt URI verify-boot runs the throwaway domain on. */
+  connect?: string | undefined;
+  /** Appliance vCPUs (default 1). */
+  applianceSmp?: number | undefined;
+}
+
+export type ConvertEvent =
+  | { type: 'stage'; stage: Stage; state: 'start' | 'end'; ms?: number }
+  | { type: 'progress'; disk: string; percent: number }
+  | { type: 'action'; action: string; ms: number }
+  | { type: 'warning'; message: string };
+
+export interface ConvertResult {
+  name: string;
+  dryRun: boolean;
+  source: { kind: ReaderKind; path: string; hypervisor: string };
+  guest: {
+    distro: string;
+    version: string;
+    productName: string;
+    kernels: string[];
+    initramfsTool: string;
+    bootloader: string;
+  };
+  modules: { hvsource: string | undefined; guestos: string; hvtarget: string };
+  /** Each planned change, as text (with diffs for files). */
+  plan: string[];
+  planActions: PlannedAction[];
+  warnings: string[];
+  interfaces: InterfaceIdentity[];
+  disks: { path: string; format: string; dev: string }[];
+  /** The domain XML path (undefined for a dry run). */
+  xmlPath: string | undefined;
+  xml: string;
+  /** Milliseconds per stage. */
+  stages: Partial<Record<Stage, number>>;
+  verify?: BootVerdict | undefined;
+}
+
+@injectable()
+export class Converter {
+  constructor(
+    @inject(TOKENS.Node) private readonly node: Node,
+    @inject(TOKENS.QemuImg) private readonly qemu: QemuImg,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+    @inject(TOKENS.Cleanup) private readonly cleanup: CleanupStack,
+    @inject(TOKENS.AbortSignal) private readonly signal: AbortSignal,
+    @injectAll(TOKENS.MetadataReader) private readonly readers: MetadataReader[],
+    @injectAll(TOKENS.HvSource) private readonly hvsources: HvSource[],
+    @injectAll(TOKENS.GuestOs) private readonly guestoses: GuestOs[],
+    @inject(TOKENS.HvTarget) private readonly hvtarget: HvTarget,
+  ) {}
+
+  /** Checks the request's own values, before anything is read or any node is reached. */
+  static checkRequest(req: ConvertRequest): void {
+    if (!path.isAbsolute(req.outputDir)) {
+      throw new UsageError(`-o ${req.outputDir}: the output directory must be an absolute path`);
+    }
+    if (req.snapshotDir !== undefined && !path.isAbsolute(req.snapshotDir)) {
+      throw new UsageError(`--snapshot-dir ${req.snapshotDir}: must be an absolute path`);
+    }
+    if (req.storage === 'snapshot' && req.outputFormat !== 'qcow2') {
+      throw new UsageError(
+        `--storage snapshot keeps the overlay over the source as the output: --output-format must be qcow2, not ${req.outputFormat}`,
+      );
+    }
+    if (req.snapshotDir !== undefined && req.storage !== 'copy') {
+      throw new UsageError(
+        `--snapshot-dir applies to --storage copy, not to --storage ${req.storage}`,
+      );
+    }
+    for (const [k, v] of Object.entries(req.withFiles)) {
+      if (!path.isAbsolute(v)) throw new UsageError(`--with ${k}=${v}: the path must be absolute`);
+    }
+    if (req.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/.test(req.name)) {
+      throw new UsageError(
+        `--name ${JSON.stringify(req.name)}: use letters, digits, '.', '_', '+' and '-' (at most 64)`,
+      );
+    }
+  }
+
+  async convert(
+    req: ConvertRequest,
+    onEvent: (e: ConvertEvent) => void = () => {},
+  ): Promise<ConvertResult> {
+    const stages: Partial<Record<Stage, number>> = {};
+    const stage = async <T>(s: Stage, fn: () => Promise<T>): Promise<T> => {
+      onEvent({ type: 'stage', stage: s, state: 'start' });
+      const t0 = performance.now();
+      const r = await fn();
+      stages[s] = Math.round(performance.now() - t0);
+      onEvent({ type: 'stage', stage: s, state: 'end', ms: stages[s] });
+      return r;
+    };
+    Converter.checkRequest(req);
+
+    // Read metadata.
+    const kind = req.input ?? guessKind(req.source);
+    const reader = readerFor(kind, this.readers);
+    const readerOptions = req.readerOptions ?? {};
+    reader.check(req.source, readerOptions);
+    const source = await stage('read-metadata', () => this.readSource(reader, req, readerOptions));
+
+    // Check every option and output before anything is written.
+    const layout = await stage('check', async () => {
+      const layout = targetLayout(source, {
+        outputDir: req.outputDir,
+        outputFormat: req.outputFormat,
+        virtio: req.virtio,
+        networks: req.networks,
+        name: req.name,
+      });
+      if (!layout.disks.length) {
+        throw new ConversionError(`${source.origin.source}: the guest has no disks`);
+      }
+      await this.checkOutputs(
+        req,
+        layout.disks.map((d) => d.output),
+        layout.name,
+      );
+      return layout;
+    });
+    const xmlPath = path.join(req.outputDir, `${layout.name}.xml`);
+
+    // Storage prepare.
+    const work: WorkDisk[] = req.dryRun
+      ? []
+      : await stage('storage-prepare', async () => {
+          const out: WorkDisk[] = [];
+          for (const t of layout.disks) {
+            out.push(
+              await prepareDisk(this.qemu, t, {
+                storage: req.storage,
+                snapshotDir: req.snapshotDir,
+                cleanup: this.cleanup,
+              }),
+            );
+          }
+          return out;
+        });
+
+    // One appliance for the whole conversion.
+    const drives = req.dryRun
+      ? layout.disks.map((t) => ({ path: t.source.path, format: t.source.format, readonly: true }))
+      : work.map((w) => ({ path: w.work.path, format: w.work.format }));
+    const session = await stage('open-guest', () =>
+      GuestfsSession.open(this.node, drives, {
+        signal: this.signal,
+        log: this.log,
+        smp: req.applianceSmp,
+      }),
+    );
+    const closeHandle = this.cleanup.defer('shut the appliance down', () => session.close());
+    const guest = new Guest(session);
+    const inspection = await stage('inspect', () => inspectGuest(guest, req.dryRun));
+
+    const ctx: ConversionContext = {
+      source,
+      inspection,
+      target: layout,
+      options: { virtio: req.virtio, domainType: req.domainType, withFiles: req.withFiles },
+      log: this.log,
+      now: new Date(),
+    };
+    const hvsource = this.hvsources.find((m) => m.applies(source, inspection));
+    const guestos = this.guestoses.find((m) => m.applies(inspection));
+    if (!guestos) {
+      throw new ConversionError(
+        `${source.origin.source}: no conversion module for ${describeOs(inspection)}`,
+        { hint: `modules: ${this.guestoses.map((m) => m.name).join(', ')}` },
+      );
+    }
+    this.hvtarget.canConfigure(ctx);
+    if (!hvsource && source.hypervisor !== 'kvm') {
+      onEvent({
+        type: 'warning',
+        message: `no module undoes ${source.hypervisor} in a ${describeOs(inspection)} guest: its tools stay`,
+      });
+    }
+
+    // Plan.
+    const { plan, interfaces } = await stage('plan', async () => {
+      const plan = new Plan(guest);
+      if (hvsource) await hvsource.unconfigureGuest(plan, guestos, ctx);
+      const interfaces = await guestos.keepNetworkIdentity(plan, ctx);
+      await this.hvtarget.configureGuest(plan, guestos, ctx);
+      return { plan, interfaces };
+    });
+    for (const w of plan.warnings) onEvent({ type: 'warning', message: w });
+    const domain: DomainDefinitionV2v = this.hvtarget.configureMetadata(ctx);
+    if (req.storage === 'in-place') {
+      domain.disks = domain.disks.map((d, i) => ({
+        ...d,
+        path: work[i]?.source.path ?? d.path,
+        format: (work[i]?.source.format ?? d.format) as 'qcow2' | 'raw',
+      }));
+    }
+    const xml = buildTargetDomainXml(domain);
+    const result = (xmlOut: string | undefined, disks: ImageRef[]): ConvertResult => ({
+      name: layout.name,
+      dryRun: req.dryRun,
+      source: { kind, path: source.origin.source, hypervisor: source.hypervisor },
+      guest: {
+        distro: inspection.distro,
+        version: `${inspection.majorVersion}.${inspection.minorVersion}`,
+        productName: inspection.productName,
+        kernels: inspection.kernels.map((k) => k.version),
+        initramfsTool: inspection.initramfsTool,
+        bootloader: inspection.bootloader.kind,
+      },
+      modules: { hvsource: hvsource?.name, guestos: guestos.name, hvtarget: this.hvtarget.name },
+      plan: plan.actions.map((a) => describeAction(a)),
+      planActions: plan.actions,
+      warnings: plan.warnings,
+      interfaces,
+      disks: disks.map((d, i) => ({
+        path: d.path,
+        format: d.format,
+        dev: layout.disks[i]?.xmlDev ?? '',
+      })),
+      xmlPath: xmlOut,
+      xml,
+      stages,
+    });
+
+    if (req.dryRun) {
+      await closeHandle.runNow();
+      return result(undefined, []);
+    }
+
+    // Apply, then close the guest (unmount, sync, shut the appliance down).
+    await stage('apply', () =>
+      applyPlan(plan, guest, (e) =>
+        onEvent({ type: 'action', action: describeAction(e.action, false), ms: Math.round(e.ms) }),
+      ),
+    );
+    await stage('close-guest', async () => {
+      await session.call('umount_all');
+      await session.call('sync');
+      await closeHandle.runNow();
+    });
+
+    // Storage finish: outputs moved into place, removed again if a later stage fails.
+    const handedOver: CleanupHandle[] = [];
+    const outputs = await stage('storage-finish', async () => {
+      const outs: ImageRef[] = [];
+      for (const w of work) {
+        const out = await w.finish((p: ProgressEvent) =>
+          onEvent({ type: 'progress', disk: w.target.output, percent: p.percent }),
+        );
+        outs.push(out);
+        if (req.storage !== 'in-place') {
+          handedOver.push(
+            this.cleanup.defer(`remove output ${out.path} of a failed conversion`, () =>
+              this.node.remove(out.path),
+            ),
+          );
+        }
+      }
+      return outs;
+    });
+
+    await stage('write-metadata', async () => {
+      const tmp = tempSibling(xmlPath);
+      const h = this.cleanup.defer(`remove ${tmp}`, () => this.node.remove(tmp));
+      await this.node.writeFileAtomic(tmp, xml, { mode: 0o644 });
+      await this.node.rename(tmp, xmlPath, { noReplace: true });
+      h.dismiss();
+      handedOver.push(
+        this.cleanup.defer(`remove ${xmlPath} of a failed conversion`, () =>
+          this.node.remove(xmlPath),
+        ),
+      );
+    });
+
+    let verify: BootVerdict | undefined;
+    if (req.verifyBoot) {
+      verify = await stage('verify-boot', () =>
+        verifyBoot(this.qemu, domain, {
+          uri: req.connect,
+          timeoutMs: req.verifyTimeoutMs,
+          signal: this.signal,
+          log: this.log,
+          cleanup: this.cleanup,
+        }),
+      );
+    }
+    // Success: the outputs are the user's now.
+    for (const h of handedOver) h.dismiss();
+    return { ...result(xmlPath, outputs), verify };
+  }
+
+  private async readSource(
+    reader: MetadataReader,
+    req: ConvertRequest,
+    options: ReaderOptions,
+  ): Promise<SourceGuest> {
+    const tmpDir = await this.makeTmpDir();
+    try {
+      return await reader.read(req.source, options, {
+        node: this.node,
+        log: this.log,
+        tmpDir,
+        signal: this.signal,
+      });
+    } finally {
+      await this.node.remove(tmpDir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  private async makeTmpDir(): Promise<string> {
+    const r = await this.node.run(['mktemp', '-d', '/var/tmp/v2v-load-convert-XXXXXXXX']);
+    const dir = r.stdout.trim();
+    this.cleanup.defer(`remove ${dir}`, () => this.node.remove(dir, { recursive: true }));
+    return dir;
+  }
+
+  private async checkOutputs(req: ConvertRequest, outputs: string[], name: string): Promise<void> {
+    const dir = await this.node.stat(req.outputDir);
+    if (dir?.type !== 'directory') {
+      throw new UsageError(`-o ${req.outputDir}: no such directory on ${this.node.name}`);
+    }
+    if (req.dryRun) return;
+    const taken: string[] = [];
+    for (const f of [
+      ...(req.storage === 'in-place' ? [] : outputs),
+      path.join(req.outputDir, `${name}.xml`),
+    ]) {
+      if (await this.node.stat(f)) taken.push(f);
+    }
+    if (taken.length) {
+      throw new ConversionError(`output exists already, not overwritten: ${taken.join(', ')}`, {
+        hint: 'remove it, or give another --name or -o',
+      });
+    }
+  }
+}
+
+function describeOs(i: GuestInspection): string {
+  return i.productName && i.productName !== 'unknown'
+    ? `${i.productName} (${i.distro})`
+    : `${i.type}/${i.distro}`;
+}

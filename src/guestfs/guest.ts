@@ -1,0 +1,80 @@
+/**
+ * Typed access to a mounted guest's files and programs over a {@link GuestfsSession}. Paths
+ * are guest paths; guest programs run with an argv (libguestfs `command`), never a shell line.
+ */
+import type { GuestfsSession } from './session.js';
+
+export class Guest {
+  constructor(readonly fs: GuestfsSession) {}
+
+  exists(path: string): Promise<boolean> {
+    return this.fs.call<boolean>('exists', path);
+  }
+
+  isFile(path: string): Promise<boolean> {
+    return this.fs.call<boolean>('is_file', path, { followsymlinks: true });
+  }
+
+  isDir(path: string): Promise<boolean> {
+    return this.fs.call<boolean>('is_dir', path, { followsymlinks: true });
+  }
+
+  /** A text file's content (UTF-8). */
+  async read(path: string): Promise<string> {
+    const b = await this.fs.call<Buffer>('read_file', path);
+    return Buffer.from(b).toString('utf8');
+  }
+
+  /** A text file, or undefined when it does not exist. */
+  async readIfExists(path: string): Promise<string | undefined> {
+    return (await this.isFile(path)) ? this.read(path) : undefined;
+  }
+
+  /** Writes a file (created, or truncated keeping its mode), then sets `mode` when given. */
+  async write(path: string, content: string | Uint8Array, mode?: number): Promise<void> {
+    const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+    await this.fs.call('write', path, bytes);
+    if (mode !== undefined) await this.fs.call('chmod', mode, path);
+  }
+
+  /** The names in a directory (empty when it does not exist). */
+  async ls(dir: string): Promise<string[]> {
+    if (!(await this.isDir(dir))) return [];
+    return this.fs.call<string[]>('ls', dir);
+  }
+
+  /** Paths matching a glob pattern (libguestfs glob_expand). */
+  glob(pattern: string): Promise<string[]> {
+    return this.fs.call<string[]>('glob_expand', pattern);
+  }
+
+  mkdirP(path: string): Promise<void> {
+    return this.fs.call('mkdir_p', path);
+  }
+
+  async rm(path: string): Promise<void> {
+    await this.fs.call('rm_f', path);
+  }
+
+  async rmRf(path: string): Promise<void> {
+    await this.fs.call('rm_rf', path);
+  }
+
+  async cp(from: string, to: string): Promise<void> {
+    await this.fs.call('cp_a', from, to);
+  }
+
+  /** Runs a guest program (chrooted into the guest) and returns its stdout. */
+  command(argv: readonly string[]): Promise<string> {
+    return this.fs.call<string>('command', [...argv]);
+  }
+
+  /** The target of a symlink. */
+  readlink(path: string): Promise<string> {
+    return this.fs.call<string>('readlink', path);
+  }
+
+  async isSymlink(path: string): Promise<boolean> {
+    return this.fs.call<boolean>('is_symlink', path);
+  }
+}

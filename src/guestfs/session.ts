@@ -1,0 +1,252 @@
+/**
+ * One libguestfs appliance for a whole conversion, on the node that holds the disks. The
+ * agent (agent-py.ts) runs as one command on the node; calls go over its stdin/stdout as JSON
+ * lines, so a conversion pays one appliance launch and no process start per guest file.
+ * Works the same on a local and an SSH node.
+ */
+import { PassThrough } from 'node:stream';
+import { V2vError, type V2vErrorOptions } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Node, RunResult } from '../node/node.js';
+import { AGENT_PY } from './agent-py.js';
+
+/** A libguestfs call failed, or the appliance could not start. */
+export class GuestfsError extends V2vError {
+  override readonly code: string = 'GUESTFS';
+  constructor(
+    readonly call: string,
+    message: string,
+    readonly errno = 0,
+    options: V2vErrorOptions = {},
+  ) {
+    super(message, options);
+  }
+}
+
+/** A disk the appliance opens. */
+export interface GuestfsDrive {
+  path: string;
+  format: string;
+  readonly?: boolean;
+}
+
+export interface GuestfsOptions {
+  /** Kills the agent (and so the appliance) when it aborts. */
+  signal?: AbortSignal | undefined;
+  log?: Logger | undefined;
+  /** Appliance memory in MiB (libguestfs default otherwise). */
+  memsizeMiB?: number | undefined;
+  /** Appliance vCPUs (default 1). More help parallel work inside the guest under TCG. */
+  smp?: number | undefined;
+  /** Extra environment for the agent, e.g. LIBGUESTFS_BACKEND_SETTINGS=force_tcg. */
+  env?: Record<string, string> | undefined;
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+interface Pending {
+  call: string;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** The libguestfs environment of this process, passed on to the node's agent. */
+export function libguestfsEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('LIBGUESTFS_') && v !== undefined) env[k] = v;
+  }
+  return env;
+}
+
+function decode(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(decode);
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (Object.keys(o).length === 1 && typeof o.$b64 === 'string') {
+      return Buffer.from(o.$b64, 'base64');
+    }
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, decode(x)]));
+  }
+  return v;
+}
+
+function encode(v: unknown): Json {
+  if (v instanceof Uint8Array) return { $b64: Buffer.from(v).toString('base64') };
+  if (Array.isArray(v)) return v.map(encode);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x !== undefined)
+        .map(([k, x]) => [k, encode(x)]),
+    );
+  }
+  return v as Json;
+}
+
+export class GuestfsSession {
+  private readonly stdin = new PassThrough();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private buf = '';
+  private exited: Error | undefined;
+  private readonly done: Promise<RunResult | undefined>;
+  private readyResolve!: () => void;
+  private readonly ready: Promise<void>;
+  /** Milliseconds spent in each call name, for stage timings. */
+  readonly timings = new Map<string, { count: number; ms: number }>();
+
+  private constructor(
+    readonly node: Node,
+    private readonly opts: GuestfsOptions,
+  ) {
+    this.ready = new Promise((r) => {
+      this.readyResolve = r;
+    });
+    this.done = node
+      .run(['python3', '-c', AGENT_PY], {
+        stdin: this.stdin,
+        env: { ...libguestfsEnv(), ...(opts.env ?? {}) },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        onStdout: (chunk) => this.onData(chunk),
+        onStderr: (chunk) => opts.log?.debug(`guestfs: ${chunk.toString().trimEnd()}`),
+        maxBuffer: 1 << 20,
+      })
+      .then(
+        (r) => {
+          this.fail(new GuestfsError('agent', `the libguestfs agent on ${node.name} ended`));
+          return r;
+        },
+        (e: unknown) => {
+          const err = e instanceof Error ? e : new Error(String(e));
+          this.fail(
+            new GuestfsError(
+              'agent',
+              `the libguestfs agent on ${node.name} failed: ${err.message}`,
+              0,
+              {
+                cause: err,
+                hint: 'check python3-guestfs is installed on the node (v2v-load doctor)',
+              },
+            ),
+          );
+          return undefined;
+        },
+      );
+  }
+
+  /**
+   * Starts the agent, adds the drives and launches the appliance.
+   * @throws GuestfsError when the agent or the appliance cannot start
+   */
+  static async open(
+    node: Node,
+    drives: readonly GuestfsDrive[],
+    opts: GuestfsOptions = {},
+  ): Promise<GuestfsSession> {
+    const s = new GuestfsSession(node, opts);
+    try {
+      await Promise.race([
+        s.ready,
+        s.done.then(() => {
+          throw s.exited ?? new GuestfsError('agent', 'the libguestfs agent ended at start');
+        }),
+      ]);
+      if (opts.memsizeMiB) await s.call('set_memsize', opts.memsizeMiB);
+      if (opts.smp) await s.call('set_smp', opts.smp);
+      await s.call('set_network', false);
+      for (const d of drives) {
+        await s.call('add_drive_opts', d.path, {
+          format: d.format,
+          readonly: d.readonly ?? false,
+        });
+      }
+      await s.call('launch');
+    } catch (e) {
+      await s.close().catch(() => {});
+      throw e;
+    }
+    return s;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf += chunk.toString('utf8');
+    let nl = this.buf.indexOf('\n');
+    while (nl >= 0) {
+      const line = this.buf.slice(0, nl);
+      this.buf = this.buf.slice(nl + 1);
+      nl = this.buf.indexOf('\n');
+      if (!line.trim()) continue;
+      let msg: { id: number; ok?: unknown; err?: string; errno?: number };
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        this.opts.log?.debug(`guestfs agent: ${line}`);
+        continue;
+      }
+      if (msg.id === 0) {
+        this.readyResolve();
+        continue;
+      }
+      const p = this.pending.get(msg.id);
+      if (!p) continue;
+      this.pending.delete(msg.id);
+      if (msg.err !== undefined) {
+        p.reject(new GuestfsError(p.call, `${p.call}: ${msg.err}`, msg.errno ?? 0));
+      } else p.resolve(decode(msg.ok));
+    }
+  }
+
+  private fail(e: Error): void {
+    this.exited ??= e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  /**
+   * Calls a libguestfs API function by name (the Python binding's name, e.g. `inspect_os`,
+   * `mount`, `read_file`, `command`). A trailing plain object is passed as keyword arguments.
+   * Uint8Array arguments and bytes results travel as bytes.
+   */
+  call<T = unknown>(name: string, ...args: unknown[]): Promise<T> {
+    if (this.exited) return Promise.reject(this.exited);
+    let kw: Record<string, unknown> = {};
+    const last = args[args.length - 1];
+    if (last && typeof last === 'object' && !Array.isArray(last) && !(last instanceof Uint8Array)) {
+      kw = last as Record<string, unknown>;
+      args = args.slice(0, -1);
+    }
+    const id = this.nextId++;
+    const started = performance.now();
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, {
+        call: name,
+        resolve: (v) => {
+          this.time(name, started);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          this.time(name, started);
+          reject(e);
+        },
+      });
+      this.stdin.write(`${JSON.stringify({ id, m: name, a: encode(args), k: encode(kw) })}\n`);
+    });
+  }
+
+  private time(name: string, started: number): void {
+    const t = this.timings.get(name) ?? { count: 0, ms: 0 };
+    t.count++;
+    t.ms += performance.now() - started;
+    this.timings.set(name, t);
+  }
+
+  /** Shuts the appliance down and waits for the agent to end. Safe to call twice. */
+  async close(): Promise<void> {
+    if (!this.exited) {
+      await this.call('__exit').catch(() => {});
+    }
+    this.stdin.end();
+    await this.done;
+  }
+}

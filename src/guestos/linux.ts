@@ -1,0 +1,195 @@
+/**
+ * What Linux families share: drivers through the initramfs configuration (initramfs-tools or
+ * dracut), package removal with the guest's own package tool, device renaming in every file
+ * that names disks, interface pinning, and the initramfs + bootloader rebuild. A family
+ * (debian.ts, rhel.ts) supplies its paths and commands.
+ */
+
+import type { GuestInspection, KernelInfo } from '../convert/inspection.js';
+import { hasVirtio } from '../convert/inspection.js';
+import type { ConversionContext, GuestOs, InterfaceIdentity } from '../convert/modules.js';
+import type { PackageTool, Plan } from '../convert/plan.js';
+import { rewriteDeviceNames } from '../convert/plan.js';
+import { diskLetters } from '../convert/target.js';
+import { pinInterfaces } from './linux-network.js';
+
+/** What differs between Linux families. */
+export interface LinuxFamily {
+  name: string;
+  families: readonly string[];
+  packageTool: PackageTool;
+  /** The guest command that regenerates the grub2 configuration. */
+  grubMkconfig: (config: string) => string[];
+  /** Where the family keeps its initramfs for a kernel. */
+  initrdPath: (k: KernelInfo) => string;
+}
+
+/** Files that may name disk devices and are edited in place. */
+export const DEVICE_FILES = [
+  '/etc/fstab',
+  '/etc/crypttab',
+  '/etc/default/grub',
+  '/etc/initramfs-tools/conf.d/resume',
+  '/etc/uswsusp.conf',
+  '/etc/mdadm/mdadm.conf',
+  '/etc/mdadm.conf',
+  '/boot/grub/menu.lst',
+  '/boot/extlinux/extlinux.conf',
+  '/boot/syslinux/syslinux.cfg',
+  '/boot/extlinux.conf',
+];
+
+/** Where Boot Loader Specification entries live (one file per kernel, with its options). */
+export const BLS_ENTRIES = '/boot/loader/entries';
+
+/** The suffix of the initramfs kept from before the conversion. */
+export const OLD_INITRD_SUFFIX = '.pre-v2v-load';
+
+export class LinuxGuestOs implements GuestOs {
+  readonly name: string;
+  private readonly by: string;
+
+  constructor(private readonly family: LinuxFamily) {
+    this.name = family.name;
+    this.by = `guestos/${family.name}`;
+  }
+
+  applies(inspection: GuestInspection): boolean {
+    return inspection.type === 'linux' && this.family.families.includes(inspection.family);
+  }
+
+  async enableDrivers(
+    plan: Plan,
+    drivers: readonly string[],
+    ctx: ConversionContext,
+  ): Promise<void> {
+    if (!drivers.length) return;
+    const tool = ctx.inspection.initramfsTool;
+    if (tool === 'initramfs-tools') {
+      const file = '/etc/initramfs-tools/modules';
+      const text = (await plan.read(file)) ?? '';
+      const have = new Set(
+        text
+          .split('\n')
+          .map((l) => l.replace(/#.*/, '').trim().split(/\s+/)[0])
+          .filter(Boolean),
+      );
+      const add = drivers.filter((d) => !have.has(d));
+      if (!add.length) return;
+      const body = text.endsWith('\n') || text === '' ? text : `${text}\n`;
+      await plan.write(
+        file,
+        `${body}# Added by v2v-load for KVM:\n${add.join('\n')}\n`,
+        this.by,
+        `load ${add.join(', ')} from the initramfs`,
+      );
+    } else if (tool === 'dracut') {
+      await plan.write(
+        '/etc/dracut.conf.d/90-v2v-load-virtio.conf',
+        `# Written by v2v-load: drivers KVM's disks and NICs need at boot.\nadd_drivers+=" ${drivers.join(' ')} "\n`,
+        this.by,
+        `load ${drivers.join(', ')} from the initramfs`,
+      );
+    } else {
+      plan.warn(
+        `no initramfs tool found in the guest: ${drivers.join(', ')} must be built into the kernel`,
+      );
+    }
+  }
+
+  async removeApplications(
+    plan: Plan,
+    names: readonly string[],
+    ctx: ConversionContext,
+  ): Promise<void> {
+    const installed = new Set(ctx.inspection.packages);
+    const present = names.filter((n) => installed.has(n));
+    plan.removePackages(
+      this.family.packageTool,
+      present,
+      this.by,
+      'remove the source hypervisor tools',
+    );
+  }
+
+  async remapDeviceNames(
+    plan: Plan,
+    map: Readonly<Record<string, string>>,
+    ctx: ConversionContext,
+  ): Promise<void> {
+    if (!Object.keys(map).length) return;
+    const files = [...DEVICE_FILES];
+    if (ctx.inspection.bootloader.config) files.push(ctx.inspection.bootloader.config);
+    // Boot Loader Specification entries (RHEL 8+, Fedora) carry the kernel command line.
+    for (const n of await plan.ls(BLS_ENTRIES)) {
+      if (n.endsWith('.conf')) files.push(`${BLS_ENTRIES}/${n}`);
+    }
+    for (const f of [...new Set(files)]) {
+      await plan.edit(
+        f,
+        (t) => rewriteDeviceNames(t, map),
+        this.by,
+        `device names for the target bus (${Object.entries(map)
+          .map(([a, b]) => `${a}→${b}`)
+          .join(', ')})`,
+      );
+    }
+  }
+
+  async keepNetworkIdentity(plan: Plan, ctx: ConversionContext): Promise<InterfaceIdentity[]> {
+    const macs = ctx.target.nics.map((n) => n.mac).filter((m): m is string => !!m);
+    return pinInterfaces(plan, macs, this.by);
+  }
+
+  async prepareBootable(plan: Plan, ctx: ConversionContext): Promise<void> {
+    const insp = ctx.inspection;
+    const kernels = insp.kernels.filter((k) => !k.xenOnly && (!ctx.options.virtio || hasVirtio(k)));
+    for (const k of kernels) {
+      const initrd = k.initrd ?? this.family.initrdPath(k);
+      if (k.initrd) {
+        plan.copy(
+          k.initrd,
+          `${k.initrd}${OLD_INITRD_SUFFIX}`,
+          this.by,
+          'keep the initramfs from before the conversion',
+        );
+      }
+      if (insp.initramfsTool === 'initramfs-tools') {
+        plan.run(
+          ['update-initramfs', '-u', '-k', k.version],
+          this.by,
+          `rebuild the initramfs of ${k.version}`,
+        );
+      } else if (insp.initramfsTool === 'dracut') {
+        plan.run(
+          ['dracut', '--force', '--no-hostonly', initrd, k.version],
+          this.by,
+          `rebuild the initramfs of ${k.version}`,
+        );
+      }
+    }
+    const bl = insp.bootloader;
+    // The appliance names the disks sda, sdb... in the order they were added: a configuration
+    // regenerated there names them so, and must be rewritten to the names on the target.
+    const applianceMap: Record<string, string> = {};
+    ctx.target.disks.forEach((d, i) => {
+      const app = `sd${diskLetters(i)}`;
+      if (app !== d.guestDev) applianceMap[app] = d.guestDev;
+    });
+    const expect = ctx.target.disks.map((d) => d.guestDev);
+    if (bl.kind === 'grub2' && bl.config) {
+      plan.run(this.family.grubMkconfig(bl.config), this.by, 'regenerate the grub configuration');
+      plan.rewriteDevices(
+        bl.config,
+        applianceMap,
+        expect,
+        this.by,
+        'root= and resume= as the guest will see its disks',
+      );
+    } else if (bl.config) {
+      plan.rewriteDevices(bl.config, {}, expect, this.by, 'root= and resume= name target disks');
+    } else if (bl.kind === 'unknown') {
+      plan.warn('no bootloader configuration found in the guest: it may not boot');
+    }
+  }
+}
