@@ -441,25 +441,25 @@ describe('mapping .vmx keys onto the model', () => {
     ]);
     const g = await read(vmx);
     expect(g.nics).toEqual([
-      { mac: '00:0c:29:00:00:01', model: 'vlance', network: 'hostonly', networkKind: 'network' },
+      { mac: '00:0c:29:00:00:01', model: 'vlance', network: 'ethernet0', networkKind: 'network' },
       {
         mac: '00:50:56:00:00:02',
         model: 'vmxnet2',
         network: 'VM Network',
         networkKind: 'portgroup',
       },
-      { model: 'unknown', networkKind: 'unknown' },
-      { model: 'vmxnet', network: 'pvn 52 0b 1c', networkKind: 'network' },
+      { model: 'unknown', network: 'ethernet3', networkKind: 'network' },
+      { model: 'vmxnet', network: 'ethernet10', networkKind: 'network' },
     ]);
     expect(g.notes).toEqual([
       "ethernet0 has no virtualDev: vlance assumed (VMware's default)",
-      'ethernet0: Workstation connectionType "hostonly" kept as network "hostonly"',
+      'ethernet0: no networkName; Workstation connectionType "hostonly": network named "ethernet0" as virt-v2v does',
       'ethernet3: not connected at power-on',
       'unknown NIC model "sriov" on ethernet3',
       'ethernet3: "nonsense" is not a MAC address',
-      'ethernet3 names no network (no networkName, no connectionType)',
+      'ethernet3 names no network (no networkName, no connectionType): network named "ethernet3" as virt-v2v does',
       'ethernet10 has no MAC address',
-      'ethernet10: Workstation connectionType "pvn" kept as network "pvn 52 0b 1c"',
+      'ethernet10: no networkName; Workstation connectionType "pvn" (pvnID "52 0b 1c"): network named "ethernet10" as virt-v2v does',
     ]);
   });
 

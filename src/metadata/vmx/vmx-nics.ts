@@ -64,19 +64,30 @@ function nicNetwork(
     );
     return { network: dvPortGroup, networkKind: 'portgroup' };
   }
+  // virt-v2v names a NIC without networkName after its slot ("ethernet0"), so that
+  // `--network ethernet0:br0` mappings written for it work here too; the Workstation
+  // connection type (bridged, nat, hostonly, custom VMnetN, pvn) is kept as a note.
   const conn = vmx.str(`${ns}.connectionType`)?.trim().toLowerCase();
   if (conn === undefined || conn === '') {
-    notes.add(`${ns} names no network (no networkName, no connectionType)`);
-    return { networkKind: 'unknown' };
+    notes.add(
+      `${ns} names no network (no networkName, no connectionType): network named "${ns}" as virt-v2v does`,
+    );
+    return { network: ns, networkKind: 'network' };
   }
-  let network = conn;
-  if (conn === 'custom') network = vmx.str(`${ns}.vnet`) || 'custom';
-  else if (conn === 'pvn') network = `pvn ${vmx.str(`${ns}.pvnID`) ?? ''}`.trim();
-  else if (!['bridged', 'nat', 'hostonly'].includes(conn)) {
+  let kept = `"${printable(conn)}"`;
+  if (conn === 'custom') {
+    const vnet = vmx.str(`${ns}.vnet`);
+    if (vnet) kept += ` (vnet "${printable(vnet)}")`;
+  } else if (conn === 'pvn') {
+    const pvn = vmx.str(`${ns}.pvnID`);
+    if (pvn) kept += ` (pvnID "${printable(pvn)}")`;
+  } else if (!['bridged', 'nat', 'hostonly'].includes(conn)) {
     notes.add(`${ns}: unknown connectionType "${printable(conn)}"`);
   }
-  notes.add(`${ns}: Workstation connectionType "${printable(conn)}" kept as network "${network}"`);
-  return { network, networkKind: 'network' };
+  notes.add(
+    `${ns}: no networkName; Workstation connectionType ${kept}: network named "${ns}" as virt-v2v does`,
+  );
+  return { network: ns, networkKind: 'network' };
 }
 
 /** ethernetN NICs in index order. */
