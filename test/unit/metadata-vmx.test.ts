@@ -4,14 +4,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetadataError, UsageError } from '../../src/errors.js';
-import type { SourceGuest } from '../../src/metadata/model.js';
-import type { ReaderContext } from '../../src/metadata/reader.js';
-import { parseVmx, unescapeVmx } from '../../src/metadata/vmx/parse-vmx.js';
 import {
   parseSparseHeader,
   parseVmdkDescriptor,
   readVmdkDescriptor,
 } from '../../src/formats/vmdk-descriptor.js';
+import type { SourceGuest } from '../../src/metadata/model.js';
+import type { ReaderContext } from '../../src/metadata/reader.js';
+import { parseVmx, unescapeVmx } from '../../src/metadata/vmx/parse-vmx.js';
 import { VmxReader } from '../../src/metadata/vmx/vmx-reader.js';
 import { expectGolden } from '../harness/golden.js';
 import { WatchedNode } from '../harness/watched-node.js';
