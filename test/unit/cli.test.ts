@@ -65,7 +65,6 @@ describe('v2v-load CLI', () => {
       /--connect applies to -i libvirt, not to -i ova/,
     ],
     [['inspect', 'a.qcow2', '--memory', 'lots'], /--memory 'lots': not a size/],
-    [['inspect', 'a.qcow2', '--vcpus', 'two'], /--vcpus 'NaN': not a number|--vcpus/],
     [
       ['inspect', '-i', 'libvirt', 'web01', '--connect', 'not a uri'],
       /--connect 'not a uri' is not a libvirt URI/,
@@ -74,6 +73,17 @@ describe('v2v-load CLI', () => {
     const r = await cli(...args);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(message);
+  });
+
+  it.each([
+    ['two', "--vcpus 'two': expected a whole number of at least 1"],
+    ['0', "--vcpus '0': expected a whole number of at least 1"],
+    ['1.5', "--vcpus '1.5': expected a whole number of at least 1"],
+  ])('inspect --vcpus %s is a usage error quoting what was typed', async (typed, message) => {
+    const r = await cli('inspect', 'a.qcow2', '--vcpus', typed);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`v2v-load: error: ${message}\nv2v-load: hint: e.g. --vcpus 2\n`);
   });
 
   it('with --json an error is also a JSON object on stdout', async () => {

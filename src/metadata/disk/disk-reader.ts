@@ -39,6 +39,18 @@ function formatOf(file: string, declared: string | undefined): DiskFormat {
   return f;
 }
 
+/** `--vcpus RAW`: a whole number of at least 1; the error quotes RAW as typed. */
+export function parseVcpus(raw: string, flag = 'vcpus'): number {
+  const s = raw.trim();
+  const n = /^[0-9]+$/.test(s) ? Number(s) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`--${flag} '${raw}': expected a whole number of at least 1`, {
+      hint: `e.g. --${flag} 2`,
+    });
+  }
+  return n;
+}
+
 export class DiskReader implements MetadataReader {
   readonly kind = 'disk' as const;
   readonly optionSpecs: readonly ReaderOptionSpec[] = [
@@ -55,7 +67,14 @@ export class DiskReader implements MetadataReader {
       describe: 'memory, e.g. 2G (default 1G)',
       parse: (raw, flag) => parseSize(raw, `--${flag}`),
     },
-    { flag: 'vcpus', key: 'vcpus', type: 'number', describe: 'vCPUs (default 1)' },
+    {
+      flag: 'vcpus',
+      key: 'vcpus',
+      // A string, so that a usage error quotes what was typed (yargs turns `two` into NaN).
+      type: 'string',
+      describe: 'vCPUs (default 1)',
+      parse: parseVcpus,
+    },
     {
       flag: 'network',
       key: 'networks',
