@@ -490,3 +490,45 @@ describe('OvfReader: broken and hostile input', () => {
     expect(guest.notes).toContain('deployment options small, large: the default "large" is read');
   });
 });
+
+describe('the OVF corpus says where its files came from', () => {
+  const OVA = path.join(GOLDEN, '../ova');
+  const corpus = async () => [
+    ...(await fs.readdir(GOLDEN))
+      .filter((n) => n.endsWith('.ovf'))
+      .map((n) => path.join(GOLDEN, n)),
+    ...(await fs.readdir(OVA)).filter((n) => n.endsWith('.ovf')).map((n) => path.join(OVA, n)),
+  ];
+
+  it('its README names every corpus OVF and says they were written for these tests', async () => {
+    const readme = await fs.readFile(path.join(GOLDEN, 'README.md'), 'utf8');
+    expect(readme).toMatch(/written by hand for these tests/);
+    expect(readme).toMatch(/The manifests hash those stand-in bytes/);
+    const named = [...readme.matchAll(/^\| `([^`]+\.ovf)` \|/gm)].map((m) =>
+      path.resolve(GOLDEN, m[1] as string),
+    );
+    expect(named.sort()).toEqual((await corpus()).sort());
+  });
+
+  it('every corpus manifest holds the digests of its OVF and of the stand-in bytes', async () => {
+    const { createHash } = await import('node:crypto');
+    for (const ovf of await corpus()) {
+      const mf = ovf.replace(/\.ovf$/, '.mf');
+      const text = await fs.readFile(mf, 'utf8').catch(() => undefined);
+      if (text === undefined) continue;
+      const ovfBytes = await fs.readFile(ovf);
+      const sizes = new Map(references(ovfBytes.toString()).map((r) => [r.href, r.size]));
+      const entries = parseManifest(text, mf);
+      expect(entries.map((e) => e.name).sort()).toEqual(
+        [path.basename(ovf), ...sizes.keys()].sort(),
+      );
+      for (const e of entries) {
+        const bytes =
+          e.name === path.basename(ovf) ? ovfBytes : fakeFile(e.name, sizes.get(e.name) ?? 4096);
+        expect(createHash(e.algorithm).update(bytes).digest('hex'), `${mf}: ${e.name}`).toBe(
+          e.digest,
+        );
+      }
+    }
+  });
+});
