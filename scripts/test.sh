@@ -11,4 +11,6 @@ npx biome check .
 npm run --silent typecheck
 
 echo "test: unit and integration tests"
-npx vitest run
+# --update=none: a missing golden file fails the run instead of being written (a local
+# `npx vitest run` still writes it, for review).
+npx vitest run --update=none
