@@ -14,29 +14,75 @@ export interface ConfiguredInterface {
   file: string;
 }
 
-/** Interfaces (not `lo`) and their static addresses in an ifupdown `interfaces` file. */
+/** ifupdown options that name the NICs under a bridge, a bond or a VLAN. */
+const PORT_OPTIONS = [
+  'bridge_ports',
+  'bridge-ports',
+  'bond-slaves',
+  'bond_slaves',
+  'vlan-raw-device',
+  'vlan_raw_device',
+];
+/** ifupdown options that make an interface virtual (it has no NIC, so no MAC to pin). */
+const VIRTUAL_OPTIONS = [...PORT_OPTIONS, 'bond-mode', 'bond_mode', 'ovs_type', 'ovs-type'];
+
+/**
+ * The NICs (not `lo`) an ifupdown `interfaces` file configures, with their static addresses.
+ * Virtual interfaces are not NICs: a bridge, bond or VLAN gives the NICs under it instead
+ * (`ens192.100` → ens192), and an alias's addresses are its NIC's (`eth0:1` → eth0).
+ */
 export function parseIfupdown(text: string, file: string): ConfiguredInterface[] {
-  const out = new Map<string, ConfiguredInterface>();
-  let current: ConfiguredInterface | undefined;
+  interface Stanza {
+    name: string;
+    addresses: string[];
+    virtual: boolean;
+    ports: string[];
+  }
+  const stanzas = new Map<string, Stanza>();
+  let current: Stanza | undefined;
   for (const raw of text.split('\n')) {
     const line = raw.replace(/#.*/, '').trim();
     if (!line) continue;
     const words = line.split(/\s+/);
-    if (words[0] === 'iface') {
+    const key = words[0] ?? '';
+    if (key === 'iface') {
       const name = words[1] ?? '';
       if (name === 'lo' || !name) {
         current = undefined;
         continue;
       }
-      current = out.get(name) ?? { name, addresses: [], tool: 'ifupdown', file };
-      out.set(name, current);
-    } else if (
-      ['auto', 'allow-hotplug', 'mapping', 'source', 'source-directory'].includes(words[0] ?? '')
-    ) {
+      current = stanzas.get(name) ?? { name, addresses: [], virtual: false, ports: [] };
+      stanzas.set(name, current);
+    } else if (['auto', 'allow-hotplug', 'mapping', 'source', 'source-directory'].includes(key)) {
       current = undefined;
-    } else if (current && words[0] === 'address' && words[1]) {
+    } else if (current && key === 'address' && words[1]) {
       current.addresses.push(words[1]);
+    } else if (current && VIRTUAL_OPTIONS.includes(key)) {
+      current.virtual = true;
+      if (PORT_OPTIONS.includes(key)) {
+        current.ports.push(
+          ...words
+            .slice(1)
+            .filter((w) => /^[A-Za-z0-9_.-]+$/.test(w) && w !== 'none' && w !== 'all'),
+        );
+      }
     }
+  }
+  const out = new Map<string, ConfiguredInterface>();
+  const add = (name: string, addresses: readonly string[]) => {
+    if (name === 'lo') return;
+    const c = out.get(name) ?? { name, addresses: [], tool: 'ifupdown' as const, file };
+    c.addresses.push(...addresses.filter((a) => !c.addresses.includes(a)));
+    out.set(name, c);
+  };
+  for (const s of stanzas.values()) {
+    const nic = s.name.split(':')[0] as string;
+    if (s.virtual || nic.includes('.')) {
+      if (nic.includes('.')) add(nic.split('.')[0] as string, []);
+      for (const p of s.ports) add(p.split('.')[0] as string, []);
+      continue;
+    }
+    add(nic, s.addresses);
   }
   return [...out.values()];
 }
@@ -81,6 +127,9 @@ export function parseNmConnection(text: string, file: string): ConfiguredInterfa
   const s = iniSections(text);
   const name = s.get('connection')?.get('interface-name')?.[0];
   if (!name || name === 'lo') return [];
+  // Bridges, bonds, VLANs, tunnels have no NIC of their own (their ports have connections).
+  const type = s.get('connection')?.get('type')?.[0];
+  if (type !== undefined && type !== 'ethernet' && type !== '802-3-ethernet') return [];
   const addresses: string[] = [];
   for (const sec of ['ipv4', 'ipv6']) {
     for (const [k, vs] of s.get(sec) ?? []) {
@@ -102,10 +151,18 @@ export async function configuredInterfaces(plan: Plan): Promise<ConfiguredInterf
     if (t !== undefined) found.push(...parseIfupdown(t, f));
   }
   for (const dir of ['/etc/systemd/network']) {
+    // Names a .netdev creates (bridges, bonds, VLANs) are not NICs.
+    const netdevs = new Set<string>();
+    for (const n of await plan.ls(dir)) {
+      if (!n.endsWith('.netdev')) continue;
+      const t = await plan.read(`${dir}/${n}`);
+      for (const v of (t && iniSections(t).get('NetDev')?.get('Name')) || []) netdevs.add(v);
+    }
     for (const n of await plan.ls(dir)) {
       if (!n.endsWith('.network')) continue;
       const t = await plan.read(`${dir}/${n}`);
-      if (t !== undefined) found.push(...parseNetworkd(t, `${dir}/${n}`));
+      if (t === undefined) continue;
+      found.push(...parseNetworkd(t, `${dir}/${n}`).filter((c) => !netdevs.has(c.name)));
     }
   }
   const nm = '/etc/NetworkManager/system-connections';
@@ -163,7 +220,7 @@ export async function pinInterfaces(
         ? `/etc/systemd/network/10-v2v-load-${c.name}.link`
         : '/etc/udev/rules.d/70-v2v-load-net.rules',
     });
-    rules.push(`SUBSYSTEM=="net", ACTION=="add", ATTR{address}=="${mac}", NAME="${c.name}"`);
+    rules.push(`SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="${mac}", NAME="${c.name}"`);
   });
   for (const id of out) {
     if (!systemdUdev) break;
