@@ -4,6 +4,7 @@
  */
 import { CommandError, CommandNotFoundError, V2vError } from '../errors.js';
 import type { Node } from '../node/node.js';
+import { DEFAULT_LIBVIRT_URI } from '../provisioning/libvirt/virsh.js';
 
 /** How a check ended. */
 export interface CheckResult {
@@ -38,7 +39,7 @@ export interface DoctorOptions {
 }
 
 export const DEFAULT_DOCTOR_OPTIONS: DoctorOptions = {
-  connect: 'qemu:///system',
+  connect: DEFAULT_LIBVIRT_URI,
   dir: '/var/lib/libvirt/images',
   minFreeBytes: 1024 ** 3,
   accel: 'auto',

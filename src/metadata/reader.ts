@@ -8,6 +8,7 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { Node } from '../node/node.js';
+import type { CleanupStack } from '../run/cleanup.js';
 import type { ReaderKind, SourceGuest } from './model.js';
 
 /** Options a reader may take; every reader ignores the ones that are not its own. */
@@ -24,6 +25,12 @@ export interface ReaderOptions {
   networks?: string[] | undefined;
   /** Command-line reader: the disks' format when not guessable (`--disk-format`). */
   diskFormat?: string | undefined;
+  /**
+   * OVA reader (`--tmp-dir`): where the members that must be files of their own (a snapshot
+   * chain's disks, ISO images) are extracted; default /var/tmp, not the often RAM-backed
+   * os.tmpdir(). Disks themselves are never extracted by a reader.
+   */
+  tmpDir?: string | undefined;
 }
 
 /** What a reader works with. */
@@ -33,6 +40,10 @@ export interface ReaderContext {
   log: Logger;
   /** A private temporary directory, removed after the run; the only place a reader may write. */
   tmpDir: string;
+  /** The run's AbortSignal: long work that runs no command (decompression, hashing) checks it. */
+  signal?: AbortSignal | undefined;
+  /** The run's cleanup stack: what a reader makes that outlives `read` is registered there. */
+  cleanup?: CleanupStack | undefined;
 }
 
 /**
@@ -43,6 +54,8 @@ export interface ReaderContext {
 export interface ReaderOptionSpec {
   /** The flag without dashes, e.g. `memory` for `--memory`. */
   flag: string;
+  /** A one-letter alias, e.g. `c` for `--connect` (the same letter on every command). */
+  alias?: string | undefined;
   /** Where the parsed value goes. */
   key: keyof ReaderOptions;
   type: 'string' | 'number' | 'array';

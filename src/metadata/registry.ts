@@ -1,5 +1,6 @@
 /**
- * Choosing a reader is one pure function of the source (and `-i` when given).
+ * Choosing a reader is one pure function of the source (and `-i` when given), over the readers
+ * registered in the container (TOKENS.MetadataReader).
  */
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
@@ -33,29 +34,45 @@ export function guessKind(source: readonly string[]): ReaderKind {
   });
 }
 
-/** The reader of one input kind. */
-export function readerFor(kind: ReaderKind): MetadataReader {
-  switch (kind) {
-    case 'vmx':
-      return new VmxReader();
-    case 'ova':
-      return new OvaReader();
-    case 'ovf':
-      return new OvfReader();
-    case 'libvirtxml':
-      return new LibvirtXmlReader();
-    case 'libvirt':
-      return new LibvirtReader();
-    case 'disk':
-      return new DiskReader();
+/** One instance of every reader, for library use without a container. */
+export function defaultReaders(): MetadataReader[] {
+  return [
+    new VmxReader(),
+    new OvaReader(),
+    new OvfReader(),
+    new LibvirtXmlReader(),
+    new LibvirtReader(),
+    new DiskReader(),
+  ];
+}
+
+/**
+ * The reader of one input kind among `readers` (those registered in the container; every
+ * built-in one when not given): one pure choice. The last one registered for a kind wins, so
+ * registering another reader of a kind replaces it.
+ * @throws UsageError when no reader of that kind is registered
+ */
+export function readerFor(
+  kind: ReaderKind,
+  readers: readonly MetadataReader[] = defaultReaders(),
+): MetadataReader {
+  const reader = readers.findLast((r) => r.kind === kind);
+  if (!reader) {
+    throw new UsageError(`-i ${kind}: no reader of this kind is registered`, {
+      hint: `registered: ${[...new Set(readers.map((r) => r.kind))].join(', ') || 'none'}`,
+    });
   }
+  return reader;
 }
 
 /** Every reader's declared options, with the kinds that take each flag. */
-export function readerOptionSpecs(): Map<string, { spec: ReaderOptionSpec; kinds: ReaderKind[] }> {
+export function readerOptionSpecs(
+  readers: readonly MetadataReader[] = defaultReaders(),
+): Map<string, { spec: ReaderOptionSpec; kinds: ReaderKind[] }> {
   const all = new Map<string, { spec: ReaderOptionSpec; kinds: ReaderKind[] }>();
   for (const kind of READER_KINDS) {
-    for (const spec of readerFor(kind).optionSpecs ?? []) {
+    const reader = readers.findLast((r) => r.kind === kind);
+    for (const spec of reader?.optionSpecs ?? []) {
       const entry = all.get(spec.flag) ?? { spec, kinds: [] };
       entry.kinds.push(kind);
       all.set(spec.flag, entry);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   buildDomainXml,
   type DomainDefinition,
-  parseDomainXml,
+  describeDomainXml,
 } from '../../src/provisioning/libvirt/domain-xml-types.js';
 
 const GOLDEN = path.resolve(import.meta.dirname, '../golden/virsh');
@@ -50,7 +50,7 @@ describe('buildDomainXml', () => {
     const name = `a <b> & 'c' "d" ;e`;
     const xml = buildDomainXml({ ...def, name, description: '</description><evil/>' });
     expect(xml).not.toContain('<evil/>');
-    const parsed = parseDomainXml(xml, 'built');
+    const parsed = describeDomainXml(xml, 'built');
     expect(parsed.name).toBe(name);
     expect(parsed.description).toBe('</description><evil/>');
     expect(parsed).toMatchObject({
@@ -74,11 +74,11 @@ describe('buildDomainXml', () => {
   });
 });
 
-describe('parseDomainXml of libvirt output', () => {
+describe('describeDomainXml of libvirt output', () => {
   it('reads the domain inside a real snapshot-dumpxml', () => {
     const xml = fs.readFileSync(path.join(GOLDEN, 'snapshot-dumpxml-shutoff.xml'), 'utf8');
     const inner = xml.slice(xml.indexOf('<domain '), xml.indexOf('</domain>') + '</domain>'.length);
-    const d = parseDomainXml(inner, 'snapshot');
+    const d = describeDomainXml(inner, 'snapshot');
     expect(d).toMatchObject({
       type: 'qemu',
       name: 'v2vl3-probe',
@@ -101,7 +101,7 @@ describe('parseDomainXml of libvirt output', () => {
       const canary = path.join(tmp, 'canary');
       fs.writeFileSync(canary, 'CANARY');
       expect(() =>
-        parseDomainXml(
+        describeDomainXml(
           `<!DOCTYPE d [<!ENTITY x SYSTEM "file://${canary}">]><domain><name>&x;</name></domain>`,
           'x.xml',
         ),

@@ -7,7 +7,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MetadataError, UsageError } from '../../src/errors.js';
+import { CommandError, MetadataError, UsageError } from '../../src/errors.js';
 import type { Logger } from '../../src/log/logger.js';
 import { parseDomainXml } from '../../src/metadata/libvirt/domain-xml.js';
 import { LibvirtReader } from '../../src/metadata/libvirt/libvirt-reader.js';
@@ -535,10 +535,11 @@ function fakeNode(
     isLocal: false,
     async run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
       calls.push({ argv });
-      expect(options?.reject).toBe(false);
+      // virsh runs in the C locale (libvirt's messages in English for the error predicates).
+      expect(options?.env).toMatchObject({ LC_ALL: 'C' });
       const a = answer(argv);
       const stdout = a.stdout ?? '';
-      return {
+      const result: RunResult = {
         argv,
         node: 'ssh://root@192.0.2.7:22',
         exitCode: a.exitCode,
@@ -550,6 +551,9 @@ function fakeNode(
         aborted: false,
         stdoutBytes: Buffer.from(stdout),
       };
+      // As a real node: a failure is a CommandError unless the caller asked for reject: false.
+      if (a.exitCode !== 0 && options?.reject !== false) throw new CommandError(result);
+      return result;
     },
     async stat(p: string): Promise<FileStat | undefined> {
       return files.has(p)
@@ -594,7 +598,7 @@ describe('libvirt reader (fake node)', () => {
       '/dev/vg/missing',
     ]);
     expect(g.notes).toEqual([
-      `disk vdb: storage volume "x" in pool "gone" not found: error: failed to get pool 'gone'`,
+      `disk vdb: storage volume "x" in pool "gone" not found: failed to get pool 'gone'`,
       'disk vdd: /dev/vg/missing does not exist',
     ]);
   });

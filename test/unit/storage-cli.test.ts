@@ -1,6 +1,6 @@
 /** `v2v-load image`: help, usage errors and the progress bar, without touching images. */
 import { describe, expect, it } from 'vitest';
-import { progressBar, progressReporter } from '../../src/cli/commands/image.js';
+import { progressBar, progressReporter } from '../../src/cli/commands/image/index.js';
 import type { CliContext } from '../../src/cli/context.js';
 import { cli } from '../harness/cli.js';
 

@@ -1,23 +1,15 @@
-import type { CommandModule } from 'yargs';
 import { createRunContainer } from '../../di/composition-root.js';
 import { TOKENS } from '../../di/tokens.js';
-import { type Accel, DEFAULT_DOCTOR_OPTIONS } from '../../doctor/checks.js';
+import { ACCELS, type Accel, DEFAULT_DOCTOR_OPTIONS } from '../../doctor/checks.js';
 import { type Doctor, formatDoctorReport } from '../../doctor/doctor.js';
 import { ExitCode } from '../../errors.js';
 import { parseSize } from '../../util/size.js';
-import type { CliContext, GlobalArgs } from '../context.js';
-import { type NodeArgs, nodeSpecFrom, withNodeOptions } from '../node-options.js';
+import { defineCommand } from '../command.js';
+import type { CliContext } from '../context.js';
+import { nodeSpecFrom, withNodeOptions } from '../node-options.js';
 
-interface DoctorArgs extends GlobalArgs, NodeArgs {
-  connect: string;
-  dir: string;
-  'min-free': string;
-  accel: Accel;
-  libguestfs: boolean;
-}
-
-export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, DoctorArgs> {
-  return {
+export function doctorCommand(ctx: CliContext) {
+  return defineCommand({
     command: 'doctor',
     describe: 'check that a node can convert and run guests (tools, libvirtd, libguestfs, space)',
     builder: (y) =>
@@ -39,7 +31,7 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
           describe: 'free space the directory needs',
         })
         .option('accel', {
-          choices: ['auto', 'kvm', 'tcg'] as const,
+          choices: ACCELS,
           default: 'auto' as Accel,
           describe: 'accelerator for the libguestfs appliance: auto tries KVM, then TCG',
         })
@@ -52,7 +44,7 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
         .example(
           '$0 doctor --host ssh://root@vmhost1 --known-hosts ./known_hosts --json',
           'check a remote node, JSON output',
-        ) as never,
+        ),
     handler: async (args) => {
       const minFreeBytes = parseSize(args['min-free'], '--min-free');
       const run = await createRunContainer(ctx.root, nodeSpecFrom(args));
@@ -70,5 +62,5 @@ export function doctorCommand(ctx: CliContext): CommandModule<GlobalArgs, Doctor
         report.ok ? ExitCode.Ok : unreachable ? ExitCode.NodeUnreachable : ExitCode.Failure,
       );
     },
-  };
+  });
 }

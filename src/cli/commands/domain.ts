@@ -2,17 +2,19 @@
  * `v2v-load domain <verb>`: the libvirt domain API on a node (local or --host ssh://...).
  */
 import * as fs from 'node:fs/promises';
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv } from 'yargs';
 import { createRunContainer } from '../../di/composition-root.js';
 import { TOKENS } from '../../di/tokens.js';
 import { UsageError } from '../../errors.js';
-import type { Node } from '../../node/node.js';
-import { DEFAULT_LIBVIRT_URI, LibvirtConnection } from '../../provisioning/libvirt/connection.js';
+import type { LibvirtConnection } from '../../provisioning/libvirt/connection.js';
 import type { Domain } from '../../provisioning/libvirt/domain.js';
 import type { SnapshotInfo } from '../../provisioning/libvirt/snapshot.js';
+import { DEFAULT_LIBVIRT_URI } from '../../provisioning/libvirt/virsh.js';
+import { defineCommand } from '../command.js';
 import type { CliContext, GlobalArgs } from '../context.js';
 import { type NodeArgs, nodeSpecFrom, withNodeOptions } from '../node-options.js';
 
+/** What every verb's action sees of the arguments. */
 interface DomainArgs extends GlobalArgs, NodeArgs {
   verb: string;
   connect: string;
@@ -31,9 +33,10 @@ interface DomainArgs extends GlobalArgs, NodeArgs {
 
 type Out = (args: DomainArgs, value: unknown, text: string) => void;
 
+/** The run's libvirt connection (connects to the node: check every argument before). */
 async function connect(ctx: CliContext, args: DomainArgs): Promise<LibvirtConnection> {
-  const run = await createRunContainer(ctx.root, nodeSpecFrom(args));
-  return new LibvirtConnection(run.resolve<Node>(TOKENS.Node), args.connect);
+  const run = await createRunContainer(ctx.root, nodeSpecFrom(args), { libvirtUri: args.connect });
+  return run.resolve<LibvirtConnection>(TOKENS.LibvirtConnection);
 }
 
 function needName(args: DomainArgs): string {
@@ -46,6 +49,9 @@ function snapshotLine(s: SnapshotInfo): string {
 }
 
 type Action = (dom: Domain, args: DomainArgs, out: Out) => Promise<void>;
+
+/** Verbs that take a SNAPSHOT argument after the domain. */
+const SNAPSHOT_VERBS = new Set(['snapshot-create', 'snapshot-revert', 'snapshot-delete']);
 
 /** Verbs that act on one domain: name → [description, action]. */
 const DOMAIN_VERBS: Record<string, [string, Action]> = {
@@ -187,7 +193,7 @@ const DOMAIN_VERBS: Record<string, [string, Action]> = {
   ],
 };
 
-function options<T>(y: Argv<T>): Argv<T> {
+function options<T>(y: Argv<T>) {
   return withNodeOptions(y)
     .option('connect', {
       alias: 'c',
@@ -202,20 +208,30 @@ function options<T>(y: Argv<T>): Argv<T> {
     .option('children', { type: 'boolean', describe: 'snapshot-delete: with its descendants' })
     .option('snapshots-metadata', { type: 'boolean', describe: 'undefine: also snapshot metadata' })
     .option('managed-save', { type: 'boolean', describe: 'undefine: also the managed save image' })
-    .option('nvram', { type: 'boolean', describe: 'undefine: also the NVRAM file' }) as Argv<T>;
+    .option('nvram', { type: 'boolean', describe: 'undefine: also the NVRAM file' });
 }
 
-export function domainCommand(ctx: CliContext): CommandModule<GlobalArgs, DomainArgs> {
+/** Every usage error of `domain`, found before any connection is made. */
+function checkUsage(args: DomainArgs): void {
+  const verb = args.verb;
+  if (verb === 'list') return;
+  needName(args);
+  if (SNAPSHOT_VERBS.has(verb) && !args.snapshot) {
+    throw new UsageError(`${verb}: give the snapshot name after the domain`);
+  }
+}
+
+export function domainCommand(ctx: CliContext) {
   const out: Out = (args, value, text) => {
     ctx.out(args.json ? `${JSON.stringify(value, null, 2)}\n` : text === '' ? '' : `${text}\n`);
   };
   const verbs = ['list', 'define', ...Object.keys(DOMAIN_VERBS)];
-  return {
+  return defineCommand({
     command: 'domain <verb> [name] [snapshot]',
     describe: 'libvirt domains on a node: list, define, start, shutdown, state, snapshots ...',
     builder: (y) =>
       options(y)
-        .positional('verb', { choices: verbs, describe: 'what to do' })
+        .positional('verb', { choices: verbs, demandOption: true, describe: 'what to do' })
         .positional('name', {
           type: 'string',
           describe: 'the domain (name, id or UUID); for define: the XML file on this machine',
@@ -232,9 +248,19 @@ export function domainCommand(ctx: CliContext): CommandModule<GlobalArgs, Domain
           `verbs: list, define FILE, ${Object.entries(DOMAIN_VERBS)
             .map(([v, [d]]) => `${v} (${d})`)
             .join(', ')}`,
-        ) as never,
+        ),
     handler: async (args) => {
       const verb = args.verb;
+      checkUsage(args);
+      let xml: string | undefined;
+      if (verb === 'define') {
+        const file = needName(args);
+        try {
+          xml = await fs.readFile(file, 'utf8');
+        } catch (e) {
+          throw new UsageError(`define ${file}: cannot read the file: ${(e as Error).message}`);
+        }
+      }
       const conn = await connect(ctx, args);
       if (verb === 'list') {
         const list = await conn.listDomains();
@@ -245,14 +271,7 @@ export function domainCommand(ctx: CliContext): CommandModule<GlobalArgs, Domain
         );
         return;
       }
-      if (verb === 'define') {
-        const file = needName(args);
-        let xml: string;
-        try {
-          xml = await fs.readFile(file, 'utf8');
-        } catch (e) {
-          throw new UsageError(`define ${file}: cannot read the file: ${(e as Error).message}`);
-        }
+      if (xml !== undefined) {
         const dom = await conn.define(xml);
         out(args, { ...dom.handle }, `domain ${dom.name} defined (${dom.uuid})`);
         return;
@@ -262,5 +281,5 @@ export function domainCommand(ctx: CliContext): CommandModule<GlobalArgs, Domain
       const dom = await conn.lookup(needName(args));
       await entry[1](dom, args, out);
     },
-  };
+  });
 }

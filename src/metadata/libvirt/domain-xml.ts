@@ -8,9 +8,10 @@
  * ESX driver). Anything that has no place in the model is kept in `notes`.
  */
 import { MetadataError } from '../../errors.js';
+import { parseDomainDocument } from '../../formats/libvirt-domain-xml.js';
+import { attr, textOf } from '../../formats/xml.js';
 import type { SourceGuest, SourceOrigin } from '../model.js';
 import { normalizeUuid } from '../validate.js';
-import { attr, parseUntrustedXml, textOf } from '../../formats/xml.js';
 import { otherDeviceNotes, soundOf, videoOf } from './domain-devices.js';
 import {
   applyOsBoot,
@@ -19,7 +20,7 @@ import {
   type DiskSourceRef,
   readDisk,
 } from './domain-disks.js';
-import { asEl, child, children, type El, intAttr, textIn } from './domain-el.js';
+import { child, children, type El, intAttr, textIn } from './domain-el.js';
 import {
   directKernelNote,
   firmwareOf,
@@ -40,33 +41,6 @@ export interface ParsedDomain {
   domainType: string;
 }
 
-/** parseUntrustedXml, with the parser's own refusals (e.g. a `<__proto__>` element) named too. */
-function parseXml(text: string, file: string): Record<string, unknown> {
-  try {
-    return parseUntrustedXml(text, file);
-  } catch (e) {
-    if (e instanceof MetadataError) throw e;
-    throw new MetadataError(file, `XML refused: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-function rootOf(doc: Record<string, unknown>, file: string): El {
-  const roots = Object.keys(doc);
-  if (!roots.includes('domain')) {
-    const found = roots[0];
-    throw new MetadataError(
-      file,
-      found
-        ? `the root element is <${found}>, expected a libvirt <domain>`
-        : 'no root element, expected a libvirt <domain>',
-    );
-  }
-  if (roots.length > 1 || Array.isArray(doc.domain)) {
-    throw new MetadataError(file, 'more than one root element, expected one libvirt <domain>');
-  }
-  return asEl(doc.domain);
-}
-
 /**
  * Parses libvirt domain XML `text` (read from `file`, named in every error) into a guest with
  * `origin`. The guest is not validated: the reader resolves disk paths, then calls validateGuest.
@@ -74,7 +48,7 @@ function rootOf(doc: Record<string, unknown>, file: string): El {
  *   or malformed name, type, memory or vcpu.
  */
 export function parseDomainXml(text: string, file: string, origin: SourceOrigin): ParsedDomain {
-  const domain = rootOf(parseXml(text, file), file);
+  const domain: El = parseDomainDocument(text, file).domain;
   const notes: string[] = [];
   const domainType = attr(domain, 'type');
   if (!domainType) throw new MetadataError(file, '<domain> has no type attribute');

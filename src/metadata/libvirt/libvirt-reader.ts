@@ -1,27 +1,21 @@
 /**
  * The `libvirt` reader: a domain defined in libvirt on the node, read with
- * `virsh -c URI dumpxml --inactive` (the persistent definition, not a running guest's state).
+ * `virsh -c URI dumpxml --inactive` (the persistent definition, not a running guest's state),
+ * through the one virsh runner (C locale, typed errors: see provisioning/libvirt/errors.ts).
  * Storage-pool volumes are resolved with `virsh vol-path`; file and block disks are checked on
  * the node, a missing one being a note (the domain exists, its disk may be elsewhere).
  */
-import { CommandError, MetadataError, UsageError } from '../../errors.js';
+import { MetadataError, UsageError } from '../../errors.js';
 import type { Node } from '../../node/node.js';
+import { isNotFound, LibvirtError } from '../../provisioning/libvirt/errors.js';
+import { DEFAULT_LIBVIRT_URI, Virsh } from '../../provisioning/libvirt/virsh.js';
 import type { SourceGuest } from '../model.js';
 import type { MetadataReader, ReaderContext, ReaderOptionSpec, ReaderOptions } from '../reader.js';
 import { validateGuest } from '../validate.js';
 import { parseDomainXml } from './domain-xml.js';
 
-/** The libvirt connection used when `--connect` is not given. */
-export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
-const VIRSH_TIMEOUT_MS = 120_000;
-const NOT_FOUND = /failed to get domain|domain not found|no domain with matching/i;
-
 function uriOf(options: ReaderOptions): string {
   return options.connect ?? DEFAULT_LIBVIRT_URI;
-}
-
-function lastLine(s: string): string {
-  return s.trim().split('\n').pop()?.trim() ?? '';
 }
 
 /** Reads a domain defined in libvirt on the node (`-i libvirt NAME [--connect URI]`). */
@@ -30,6 +24,7 @@ export class LibvirtReader implements MetadataReader {
   readonly optionSpecs: readonly ReaderOptionSpec[] = [
     {
       flag: 'connect',
+      alias: 'c',
       key: 'connect',
       type: 'string',
       describe: `libvirt URI on the node (default ${DEFAULT_LIBVIRT_URI})`,
@@ -64,19 +59,20 @@ export class LibvirtReader implements MetadataReader {
     const uri = uriOf(options);
     const where = ctx.node.isLocal ? '' : ` on ${ctx.node.name}`;
     const label = `libvirt domain "${name}" (${uri}${where})`;
-    const r = await ctx.node.run(['virsh', '-c', uri, 'dumpxml', '--inactive', '--', name], {
-      reject: false,
-      timeoutMs: VIRSH_TIMEOUT_MS,
-    });
-    if (r.exitCode !== 0) {
-      if (NOT_FOUND.test(r.stderr)) {
-        throw new MetadataError(label, `no such domain: ${lastLine(r.stderr)}`, {
+    const virsh = new Virsh(ctx.node, uri);
+    let xml: string;
+    try {
+      xml = await virsh.run(['dumpxml', '--inactive', '--', name], `read domain "${name}"`);
+    } catch (e) {
+      if (isNotFound(e)) {
+        throw new MetadataError(label, `no such domain: ${(e as LibvirtError).detail}`, {
           hint: `list the domains with \`virsh -c ${uri} list --all\``,
+          cause: e,
         });
       }
-      throw new CommandError(r, { hint: `check that libvirt answers at ${uri}${where}` });
+      throw e;
     }
-    const { guest, sources } = parseDomainXml(r.stdout, label, { kind: 'libvirt', source: name });
+    const { guest, sources } = parseDomainXml(xml, label, { kind: 'libvirt', source: name });
     ctx.log.debug(`${label}: ${guest.disks.length} disk(s), ${guest.cdroms.length} cd-rom(s)`);
     for (const ref of sources) {
       const entry = ref.device === 'disk' ? guest.disks[ref.index] : guest.cdroms[ref.index];
@@ -87,7 +83,7 @@ export class LibvirtReader implements MetadataReader {
         continue;
       }
       if (ref.kind === 'volume' && ref.pool && ref.volume) {
-        const resolved = await volumePath(ctx.node, uri, ref.pool, ref.volume);
+        const resolved = await volumePath(virsh, ref.pool, ref.volume);
         if (resolved.path) entry.path = resolved.path;
         else {
           guest.notes.push(
@@ -104,18 +100,19 @@ export class LibvirtReader implements MetadataReader {
 }
 
 async function volumePath(
-  node: Node,
-  uri: string,
+  virsh: Virsh,
   pool: string,
   volume: string,
 ): Promise<{ path?: string; error?: string }> {
-  const r = await node.run(['virsh', '-c', uri, 'vol-path', '--pool', pool, '--', volume], {
-    reject: false,
-    timeoutMs: VIRSH_TIMEOUT_MS,
-  });
-  const p = r.stdout.trim();
-  if (r.exitCode === 0 && p) return { path: p };
-  return { error: lastLine(r.stderr) || `virsh vol-path exited with code ${r.exitCode}` };
+  try {
+    const p = (
+      await virsh.run(['vol-path', '--pool', pool, '--', volume], `find volume "${volume}"`)
+    ).trim();
+    return p ? { path: p } : { error: 'virsh vol-path printed no path' };
+  } catch (e) {
+    if (e instanceof LibvirtError) return { error: e.detail };
+    throw e;
+  }
 }
 
 async function missingNote(node: Node, p: string): Promise<string | undefined> {

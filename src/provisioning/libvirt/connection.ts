@@ -5,14 +5,13 @@
 import type { Node } from '../../node/node.js';
 import { type HostCapabilities, parseCapabilities } from './capabilities.js';
 import { Domain, type DomainHandle } from './domain.js';
-import { buildDomainXml, type DomainDefinition, parseDomainXml } from './domain-xml-types.js';
+import { buildDomainXml, type DomainDefinition, describeDomainXml } from './domain-xml-types.js';
 import { LibvirtError } from './errors.js';
 import { parseDomStatsRaw } from './parse.js';
 import { type DomainState, stateFromCodes } from './state.js';
-import { DEFAULT_VIRSH_TIMEOUT_MS, Virsh } from './virsh.js';
+import { DEFAULT_LIBVIRT_URI, DEFAULT_VIRSH_TIMEOUT_MS, Virsh } from './virsh.js';
 
-/** The default libvirt URI. */
-export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
+export { DEFAULT_LIBVIRT_URI };
 
 /** A domain in a listing: its handle and state. */
 export interface DomainListEntry extends DomainHandle, DomainState {}
@@ -145,7 +144,7 @@ export class LibvirtConnection {
     await this.virsh.withNodeFile('domain.xml', xml, (file) =>
       this.virsh.run([verb, '--file', file], op),
     );
-    if (name === undefined) name = parseDomainXml(xml, 'domain XML').name;
+    if (name === undefined) name = describeDomainXml(xml, 'domain XML').name;
     return this.lookupByName(name);
   }
 

@@ -3,7 +3,8 @@
  * (never by string concatenation), and the typed view of a domain's XML as libvirt reports it.
  */
 import { XMLBuilder } from 'fast-xml-parser';
-import { asArray, attr, parseUntrustedXml, textOf } from '../../formats/xml.js';
+import { parseDomainDocument } from '../../formats/libvirt-domain-xml.js';
+import { asArray, attr, textOf } from '../../formats/xml.js';
 
 /** What libvirt does when the guest powers off, reboots or crashes. */
 export type LifecycleAction =
@@ -210,10 +211,12 @@ function num(t: string | undefined): number | undefined {
   return t === undefined || t === '' ? undefined : Number(t);
 }
 
-/** Parses a domain's XML (from `source`, for messages) into a {@link DomainDescription}. */
-export function parseDomainXml(xml: string, source: string): DomainDescription {
-  const tree = parseUntrustedXml(xml, source);
-  const d = (tree.domain ?? {}) as Record<string, unknown>;
+/**
+ * A domain's XML (from `source`, for messages) as a {@link DomainDescription}: the typed view
+ * over the one domain XML parse ({@link parseDomainDocument}, which the metadata reader uses too).
+ */
+export function describeDomainXml(xml: string, source: string): DomainDescription {
+  const { tree, domain: d } = parseDomainDocument(xml, source);
   const os = (d.os ?? {}) as Record<string, unknown>;
   const devices = (d.devices ?? {}) as Record<string, unknown>;
   const id = attr(d, 'id');

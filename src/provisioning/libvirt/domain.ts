@@ -5,7 +5,7 @@
 import { XMLBuilder } from 'fast-xml-parser';
 import { CommandError, CommandNotFoundError, UsageError, V2vError } from '../../errors.js';
 import { parseUntrustedXml, textOf } from '../../formats/xml.js';
-import { type DomainDescription, parseDomainXml } from './domain-xml-types.js';
+import { type DomainDescription, describeDomainXml } from './domain-xml-types.js';
 import { isNotFound, toLibvirtError } from './errors.js';
 import {
   type BlockInfo,
@@ -290,7 +290,7 @@ export class Domain {
 
   /** The domain XML, parsed into a typed object. */
   async getDescription(options: { inactive?: boolean } = {}): Promise<DomainDescription> {
-    return parseDomainXml(await this.getXml(options), `XML of domain ${this.name}`);
+    return describeDomainXml(await this.getXml(options), `XML of domain ${this.name}`);
   }
 
   /** Our metadata (key → text), or undefined when none was set. */

@@ -8,6 +8,9 @@ import * as path from 'node:path';
 import type { Node } from '../../node/node.js';
 import { toLibvirtError } from './errors.js';
 
+/** The libvirt URI when none is given (`--connect`): the one default of every command. */
+export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
+
 /** Default timeout of one virsh command. */
 export const DEFAULT_VIRSH_TIMEOUT_MS = 120_000;
 
