@@ -57,14 +57,22 @@ export interface DomainDefinitionV2v {
   origin?: { hypervisor: string; source: string; converted: string } | undefined;
 }
 
-/** A CPU topology for any vCPU count: one socket of N cores, threads 1 (always valid). */
+/**
+ * A valid CPU topology for any vCPU count (sockets × cores × threads = vCPUs, each a whole
+ * number ≥ 1): the source's when it fits, else as many sockets of its cores (and threads) as
+ * fit, else one socket of N cores.
+ */
 export function cpuTopology(
   vcpus: number,
   hint?: { sockets: number; cores: number; threads: number },
 ): CpuTopologyDef {
-  if (hint && hint.sockets * hint.cores * hint.threads === vcpus) return hint;
-  if (hint && hint.cores > 0 && vcpus % hint.cores === 0) {
-    return { sockets: vcpus / hint.cores, cores: hint.cores, threads: 1 };
+  const whole = (n: number) => Number.isInteger(n) && n >= 1;
+  if (hint && whole(hint.sockets) && whole(hint.cores) && whole(hint.threads)) {
+    const { sockets, cores, threads } = hint;
+    if (sockets * cores * threads === vcpus) return { sockets, cores, threads };
+    if (vcpus % (cores * threads) === 0)
+      return { sockets: vcpus / (cores * threads), cores, threads };
+    if (vcpus % cores === 0) return { sockets: vcpus / cores, cores, threads: 1 };
   }
   return { sockets: 1, cores: vcpus, threads: 1 };
 }
