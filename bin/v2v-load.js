@@ -3,6 +3,6 @@
 import 'reflect-metadata';
 import { main } from '../dist/cli/main.js';
 
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-process.exitCode = await main(process.argv.slice(2));
+// SIGINT and SIGTERM interrupt the run: main kills its commands, cleans up, and resolves to
+// 130 or 143 (a third signal exits at once). Nothing here calls process.exit.
+process.exitCode = await main(process.argv.slice(2), undefined, { processSignals: true });

@@ -16,8 +16,10 @@ export const ExitCode = {
   Usage: 2,
   /** The node could not be reached or its host key is not trusted. */
   NodeUnreachable: 3,
-  /** Interrupted by a signal (SIGINT/SIGTERM). */
+  /** Interrupted by SIGINT (Ctrl-C); what the run made was cleaned up. */
   Interrupted: 130,
+  /** Stopped by SIGTERM; what the run made was cleaned up. */
+  Terminated: 143,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -56,6 +58,33 @@ export class V2vError extends Error {
 export class UsageError extends V2vError {
   override readonly code = 'USAGE';
   override readonly exitStatus = ExitCode.Usage;
+}
+
+/** The signals that interrupt a run, and the exit status each gives (128 + its number). */
+export const INTERRUPT_SIGNALS = {
+  SIGINT: ExitCode.Interrupted,
+  SIGTERM: ExitCode.Terminated,
+} as const;
+export type InterruptSignal = keyof typeof INTERRUPT_SIGNALS;
+
+/**
+ * The run was interrupted by a signal: it is the abort reason of the run's AbortSignal, so
+ * whatever was waiting throws it; cleanup ran; the CLI exits 130 (SIGINT) or 143 (SIGTERM).
+ */
+export class InterruptedError extends V2vError {
+  override readonly code = 'INTERRUPTED';
+  override readonly exitStatus: ExitCode;
+  constructor(
+    readonly signal: InterruptSignal,
+    options: V2vErrorOptions = {},
+  ) {
+    super(`interrupted by ${signal}`, options);
+    this.exitStatus = INTERRUPT_SIGNALS[signal];
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), signal: this.signal };
+  }
 }
 
 /** What a finished (or killed) command left behind; shared by results and errors. */

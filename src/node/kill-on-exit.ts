@@ -1,7 +1,9 @@
 /**
  * Local commands run in their own process group (so a timeout can kill a whole tree). The
- * price: a Ctrl-C at the terminal no longer reaches them. This registry kills every group
- * still running when v2v-load exits, however it exits.
+ * price: a Ctrl-C at the terminal no longer reaches them. An interrupted run kills them itself
+ * (its AbortSignal is bound to every command, see src/run/); this registry is the last line:
+ * it kills every group still running when v2v-load exits however it exits (a forced exit
+ * after a third signal, an uncaught exception, process.exit by an embedding program).
  */
 class KillOnExit {
   private readonly groups = new Set<number>();

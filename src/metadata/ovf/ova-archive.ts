@@ -11,6 +11,7 @@ import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import * as yauzlModule from 'yauzl';
 import { CommandNotFoundError, MetadataError, V2vError } from '../../errors.js';
+import { abortReason } from '../../run/run-scope.js';
 import { checkRelativeName } from './manifest.js';
 
 export type ArchiveKind = 'tar' | 'tar.gz' | 'tar.xz' | 'zip';
@@ -145,10 +146,24 @@ async function xzFailure(archive: string, xz: XzProcess): Promise<V2vError | und
   return undefined;
 }
 
+/**
+ * Destroys `streams` with the abort reason when `signal` aborts, so a consumer blocked on them
+ * throws it; returns the function that stops listening.
+ */
+function destroyOnAbort(signal: AbortSignal | undefined, streams: () => Readable[]): () => void {
+  if (!signal) return () => {};
+  const onAbort = () => {
+    for (const s of streams()) s.destroy(abortReason(signal));
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
 async function walkTar(
   archive: string,
   kind: ArchiveKind,
   onEntry: (entry: ArchiveEntry) => Promise<void>,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const extract = tar.extract();
   let source: Readable;
@@ -177,8 +192,16 @@ async function walkTar(
   source.pipe(extract as unknown as NodeJS.WritableStream);
   const seen = new Set<string>();
   let ok = false;
+  let current: Readable | undefined;
+  const stopListening = destroyOnAbort(signal, () => [
+    ...(current ? [current] : []),
+    extract as unknown as Readable,
+    source,
+  ]);
   try {
+    if (signal?.aborted) throw abortReason(signal);
     for await (const entry of extract) {
+      current = entry as unknown as Readable;
       const h = entry.header;
       const name = checkMemberName(archive, h.name);
       if (h.type === 'symlink') refuseLink(archive, h.name, 'symbolic link', h.linkname);
@@ -213,6 +236,9 @@ async function walkTar(
     if (seen.size === 0) throw new MetadataError(archive, `empty ${kind} archive: no members`);
     ok = true;
   } catch (e) {
+    // Interrupted: whatever broke (a destroyed stream, xz killed by the terminal's SIGINT) broke
+    // because of it.
+    if (signal?.aborted) throw abortReason(signal);
     if (e instanceof V2vError) throw e;
     if (xz) {
       // A corrupt xz stream shows up as a truncated tar: xz's own message says more.
@@ -221,6 +247,7 @@ async function walkTar(
     }
     throw corrupt(archive, kind, upstream ?? e);
   } finally {
+    stopListening();
     source.destroy();
     file?.destroy();
     if (!ok && xz && xz.child.exitCode === null && xz.child.signalCode === null) {
@@ -275,6 +302,7 @@ const S_IFLNK = 0o120000;
 async function walkZip(
   archive: string,
   onEntry: (entry: ArchiveEntry) => Promise<void>,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   let zip: ZipFile;
   try {
@@ -288,8 +316,11 @@ async function walkZip(
     throw corrupt(archive, 'zip', e);
   }
   const seen = new Set<string>();
+  let current: Readable | undefined;
+  const stopListening = destroyOnAbort(signal, () => (current ? [current] : []));
   try {
     for await (const entry of zip.eachEntry()) {
+      if (signal?.aborted) throw abortReason(signal);
       const raw =
         typeof entry.fileName === 'string'
           ? entry.fileName
@@ -321,6 +352,7 @@ async function walkZip(
       }
       seen.add(name);
       const stream = await zip.openReadStreamPromise(entry);
+      current = stream;
       try {
         await onEntry({ name, size: entry.uncompressedSize, data: stream });
         await drain(stream);
@@ -330,8 +362,9 @@ async function walkZip(
     }
     if (seen.size === 0) throw new MetadataError(archive, 'empty zip archive: no files');
   } catch (e) {
-    throw corrupt(archive, 'zip', e);
+    throw signal?.aborted ? abortReason(signal) : corrupt(archive, 'zip', e);
   } finally {
+    stopListening();
     zip.close();
   }
 }
@@ -340,13 +373,15 @@ async function walkZip(
  * Streams the regular-file members of `archive`, in archive order. `onEntry` may read the
  * entry's data (whatever it leaves is skipped). Directories are checked and skipped.
  * @throws MetadataError naming the archive (and member) for unsafe names, links, special files,
- *   duplicate members, and corrupt or truncated data; CommandNotFoundError when `xz` is missing.
+ *   duplicate members, and corrupt or truncated data; CommandNotFoundError when `xz` is missing;
+ *   the abort reason of `signal` once it aborts (the streams are destroyed, xz is killed).
  */
 export async function walkArchive(
   archive: string,
   kind: ArchiveKind,
   onEntry: (entry: ArchiveEntry) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<void> {
-  if (kind === 'zip') return walkZip(archive, onEntry);
-  return walkTar(archive, kind, onEntry);
+  if (kind === 'zip') return walkZip(archive, onEntry, signal);
+  return walkTar(archive, kind, onEntry, signal);
 }

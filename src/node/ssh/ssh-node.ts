@@ -79,15 +79,20 @@ export class SshNode implements Node {
         fn();
       };
 
-      const kill = () => {
-        if (killed) return;
-        killed = true;
+      // Timeout or abort: the remote process group first (children included), then the
+      // channel's own process; the command's pid may still be on its way (see 'data').
+      const signalChannel = () => {
         try {
           channel.signal('KILL');
         } catch {
           // channel already gone
         }
-        if (pid !== undefined) void this.killGroup(pid);
+      };
+      const kill = () => {
+        if (killed) return;
+        killed = true;
+        if (pid !== undefined) void this.killGroup(pid).finally(signalChannel);
+        else signalChannel();
         const grace = setTimeout(() => {
           channel.close();
           finish(outcomeDone);
@@ -107,8 +112,12 @@ export class SshNode implements Node {
           aborted = true;
           kill();
         };
-        options.signal.addEventListener('abort', onAbort, { once: true });
-        cleanups.push(() => options.signal?.removeEventListener('abort', onAbort));
+        // The signal may have aborted while the channel was being opened.
+        if (options.signal.aborted) queueMicrotask(onAbort);
+        else {
+          options.signal.addEventListener('abort', onAbort, { once: true });
+          cleanups.push(() => options.signal?.removeEventListener('abort', onAbort));
+        }
       }
       cleanups.push(
         this.conn.onLost(() => finish(() => reject(new ConnectionLostError(this.name, argv)))),
@@ -179,7 +188,7 @@ export class SshNode implements Node {
     }
   }
 
-  /** Kills the process group of a timed-out command, on a channel outside the slot limit. */
+  /** Kills the process group of a timed-out or aborted command, on a channel outside the slot limit. */
   private async killGroup(pid: number): Promise<void> {
     if (!Number.isInteger(pid) || pid <= 1) return;
     try {

@@ -2,6 +2,7 @@
 
 import * as path from 'node:path';
 import { tempSibling } from '../../node/temp-name.js';
+import type { CleanupStack } from '../../run/cleanup.js';
 import { NoSpaceError, StorageError } from '../errors.js';
 import type { ImageRef } from '../image-format.js';
 import type { QemuImg } from '../qemu-img.js';
@@ -34,4 +35,27 @@ export async function checkSpace(qemu: QemuImg, source: ImageRef, target: ImageR
 /** Removes a file, ignoring every error (cleanup path). */
 export async function removeQuietly(qemu: QemuImg, file: string): Promise<void> {
   await qemu.node.remove(file).catch(() => {});
+}
+
+/** A temporary image of a mode: removed now, kept (handed over), or removed by the stack. */
+export interface TempImage {
+  /** Removes it now (never throws). */
+  remove(): Promise<void>;
+  /** It became the output (renamed into place): nothing to remove any more. */
+  keep(): void;
+}
+
+/**
+ * Registers `file` (not made yet, about to be) with the run's cleanup stack when there is one:
+ * if the run ends before {@link TempImage.keep}, the stack removes it.
+ */
+export function tempImage(qemu: QemuImg, file: string, cleanup?: CleanupStack): TempImage {
+  const step = cleanup?.defer(`remove ${file} on ${qemu.node.name}`, () => qemu.node.remove(file));
+  return {
+    remove: async () => {
+      if (step) await step.runNow();
+      else await removeQuietly(qemu, file);
+    },
+    keep: () => step?.dismiss(),
+  };
 }

@@ -4,7 +4,7 @@
  * the end. The source is only read.
  */
 import type { ConvertOptions, QemuImg } from '../qemu-img.js';
-import { checkSpace, freshTemp, removeQuietly } from './common.js';
+import { checkSpace, freshTemp, tempImage } from './common.js';
 import type { PreparedDisk, StorageMode, StorageRequest } from './storage-mode.js';
 
 export class CopyMode implements StorageMode {
@@ -15,22 +15,24 @@ export class CopyMode implements StorageMode {
     const tmp = await freshTemp(qemu, req.target);
     await checkSpace(qemu, req.source, req.target);
     const work = { path: tmp, format: req.target.format };
+    const partial = tempImage(qemu, tmp, req.cleanup);
     try {
       await qemu.convert(req.source, work, {
         ...this.convert,
         ...(req.onProgress ? { onProgress: req.onProgress } : {}),
       });
     } catch (e) {
-      await removeQuietly(qemu, tmp);
+      await partial.remove();
       throw e;
     }
     return {
       work,
       finish: async () => {
         await qemu.node.rename(tmp, req.target.path);
+        partial.keep();
         return req.target;
       },
-      abort: () => removeQuietly(qemu, tmp),
+      abort: () => partial.remove(),
     };
   }
 }

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { StorageError } from '../errors.js';
 import type { QemuImg } from '../qemu-img.js';
-import { freshTemp, removeQuietly } from './common.js';
+import { freshTemp, tempImage } from './common.js';
 import type { PreparedDisk, StorageMode, StorageRequest } from './storage-mode.js';
 
 export class CowMode implements StorageMode {
@@ -19,19 +19,21 @@ export class CowMode implements StorageMode {
     }
     const tmp = await freshTemp(qemu, req.target);
     const work = { path: tmp, format: 'qcow2' as const };
+    const partial = tempImage(qemu, tmp, req.cleanup);
     try {
       await qemu.create(work, { backing: req.source });
     } catch (e) {
-      await removeQuietly(qemu, tmp);
+      await partial.remove();
       throw e;
     }
     return {
       work,
       finish: async () => {
         await qemu.node.rename(tmp, req.target.path);
+        partial.keep();
         return req.target;
       },
-      abort: () => removeQuietly(qemu, tmp),
+      abort: () => partial.remove(),
     };
   }
 }

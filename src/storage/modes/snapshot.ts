@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { StorageError } from '../errors.js';
 import type { ImageRef } from '../image-format.js';
 import type { QemuImg } from '../qemu-img.js';
-import { checkSpace, freshTemp, removeQuietly } from './common.js';
+import { checkSpace, freshTemp, tempImage } from './common.js';
 import type { PreparedDisk, StorageMode, StorageRequest } from './storage-mode.js';
 
 export class SnapshotMode implements StorageMode {
@@ -26,18 +26,21 @@ export class SnapshotMode implements StorageMode {
     }
     const overlay = await freshTemp(qemu, req.target);
     const work: ImageRef = { path: overlay, format: 'qcow2' };
+    const overlayImage = tempImage(qemu, overlay, req.cleanup);
     try {
       await qemu.create(work, { backing: req.source });
     } catch (e) {
-      await removeQuietly(qemu, overlay);
+      await overlayImage.remove();
       throw e;
     }
     const finish = async (): Promise<ImageRef> => {
       if (this.output === 'overlay') {
         await qemu.node.rename(overlay, req.target.path);
+        overlayImage.keep();
         return req.target;
       }
       const flat = await freshTemp(qemu, req.target);
+      const flatImage = tempImage(qemu, flat, req.cleanup);
       try {
         await checkSpace(qemu, work, req.target);
         await qemu.convert(
@@ -48,13 +51,14 @@ export class SnapshotMode implements StorageMode {
           },
         );
         await qemu.node.rename(flat, req.target.path);
+        flatImage.keep();
       } catch (e) {
-        await removeQuietly(qemu, flat);
+        await flatImage.remove();
         throw e;
       }
-      await removeQuietly(qemu, overlay);
+      await overlayImage.remove();
       return req.target;
     };
-    return { work, finish, abort: () => removeQuietly(qemu, overlay) };
+    return { work, finish, abort: () => overlayImage.remove() };
   }
 }

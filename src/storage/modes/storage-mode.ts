@@ -3,6 +3,7 @@
  * the conversion works on; `finish` turns it into the output; `abort` removes what `prepare`
  * made. Each mode cleans up after itself when a step fails.
  */
+import type { CleanupStack } from '../../run/cleanup.js';
 import type { ImageRef } from '../image-format.js';
 import type { ProgressEvent, QemuImg } from '../qemu-img.js';
 
@@ -17,6 +18,11 @@ export interface StorageRequest {
   /** The output image (its path and format). Ignored by in-place. */
   target: ImageRef;
   onProgress?: (e: ProgressEvent) => void;
+  /**
+   * The run's cleanup stack: each temporary image is registered with it where it is made, so
+   * an interrupted run (or one that never calls finish or abort) leaves nothing behind.
+   */
+  cleanup?: CleanupStack | undefined;
 }
 
 /** The image the conversion works on, between prepare and finish. */
