@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CommandNotFoundError, MetadataError, UsageError } from '../../src/errors.js';
 import type { SourceGuest } from '../../src/metadata/model.js';
 import { detectArchiveKind } from '../../src/metadata/ovf/ova-archive.js';
@@ -11,8 +12,13 @@ import { OvaReader } from '../../src/metadata/ovf/ova-reader.js';
 import type { ReaderContext } from '../../src/metadata/reader.js';
 import { LocalNode } from '../../src/node/local-node.js';
 import type { Node } from '../../src/node/node.js';
+import { CleanupStack } from '../../src/run/cleanup.js';
+import { StorageError } from '../../src/storage/errors.js';
 import { expectGolden } from '../harness/golden.js';
 import { fakeFile, references } from '../harness/ovf-fixtures.js';
+
+// Each case runs tar, gzip, xz or python3 several times: slow on a busy 2-core machine.
+vi.setConfig({ testTimeout: 60_000 });
 
 const OVA_GOLDEN = path.join(import.meta.dirname, '../golden/metadata/ova');
 const OVF_GOLDEN = path.join(import.meta.dirname, '../golden/metadata/ovf');
@@ -24,6 +30,11 @@ const DISK2 = 'web-appliance-disk2.vmdk';
 
 let root: string;
 
+/** `s` as a literal in a RegExp. */
+function esc(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 async function failure(p: Promise<unknown>): Promise<Error> {
   try {
     await p;
@@ -33,11 +44,21 @@ async function failure(p: Promise<unknown>): Promise<Error> {
   throw new Error('expected a failure');
 }
 
-/** A fresh case directory under the test's root, with its own private tmpDir. */
-async function caseDir(name: string): Promise<{ dir: string; ctx: ReaderContext }> {
+/**
+ * A fresh case directory under the test's root, with its own private tmpDir and `--tmp-dir`
+ * (`options.tmpDir`, where members that must be files are extracted).
+ */
+async function caseDir(
+  name: string,
+): Promise<{ dir: string; ctx: ReaderContext; options: { tmpDir: string } }> {
   const dir = path.join(root, name);
   await fs.mkdir(path.join(dir, 'tmp'), { recursive: true });
-  return { dir, ctx: { node: new LocalNode(), log: silent, tmpDir: path.join(dir, 'tmp') } };
+  await fs.mkdir(path.join(dir, 'ext'), { recursive: true });
+  return {
+    dir,
+    ctx: { node: new LocalNode(), log: silent, tmpDir: path.join(dir, 'tmp') },
+    options: { tmpDir: path.join(dir, 'ext') },
+  };
 }
 
 interface StageOptions {
@@ -105,7 +126,9 @@ async function buildAppliance(kind: Kind, options: StageOptions = {}, name: stri
 
 /** Extraction directories have random names: make them stable for golden files. */
 function stable(guest: SourceGuest): SourceGuest {
-  return JSON.parse(JSON.stringify(guest).replace(/\/ova-[A-Za-z0-9]{6}\//g, '/ova-XXXXXX/'));
+  return JSON.parse(
+    JSON.stringify(guest).replace(/\/v2v-load-ova-[A-Za-z0-9]{6}\//g, '/v2v-load-ova-XXXXXX/'),
+  );
 }
 
 /** The model without where things are: what every archive kind must agree on. */
@@ -167,21 +190,18 @@ describe('OvaReader: the archive kinds found in the wild (golden)', () => {
   });
 
   it.each(['tar-gz', 'tar-xz', 'zip'] as const)(
-    '%s: extracted into the private tmpDir, same model',
+    '%s: nothing extracted, disks named by member, same model',
     async (kind) => {
-      const { dir, ctx, archive } = await buildAppliance(kind);
-      const guest = await reader.read([archive], {}, ctx);
+      const { dir, ctx, archive, options } = await buildAppliance(kind);
+      const guest = await reader.read([archive], options, ctx);
       models.set(kind, guest);
       await expectGolden(stable(guest), path.join(OVA_GOLDEN, `web-appliance-${kind}.ova`), dir);
-      for (const d of guest.disks) {
-        expect(d.path.startsWith(`${ctx.tmpDir}${path.sep}ova-`)).toBe(true);
-        expect(d.inArchive?.offset).toBeUndefined();
-        const name = d.inArchive?.member ?? '';
-        expect((await fs.readFile(d.path)).equals(fakeFile(name, d.inArchive?.size ?? 0))).toBe(
-          true,
-        );
-        expect((await fs.stat(d.path)).mode & 0o777).toBe(0o600);
-      }
+      expect(guest.disks.map((d) => [d.path, d.inArchive])).toEqual([
+        [archive, { archive, member: DISK1, size: 66048 }],
+        [archive, { archive, member: DISK2, size: 5000 }],
+      ]);
+      expect(await fs.readdir(ctx.tmpDir)).toEqual([]);
+      expect(await fs.readdir(options.tmpDir)).toEqual([]);
       expect(placeless(guest)).toEqual(placeless(models.get('tar') as SourceGuest));
     },
   );
@@ -215,78 +235,108 @@ describe('OvaReader: the archive kinds found in the wild (golden)', () => {
     expect(placeless(zipped)).toEqual(placeless(models.get('tar') as SourceGuest));
   });
 
-  it('VirtualBox order (manifest last): digests are computed after the pass', async () => {
-    const c = await caseDir('vbox-order');
-    const stage = path.join(c.dir, 'stage');
-    await stageFiles(stage, OVA_GOLDEN, 'web-appliance.ovf');
-    const archive = path.join(c.dir, 'vbox-order.ova');
-    run([
-      'tar',
-      '--format=ustar',
-      '-cf',
-      archive,
-      '-C',
-      stage,
-      'web-appliance.ovf',
-      DISK1,
-      DISK2,
-      'web-appliance.mf',
-    ]);
-    const guest = await reader.read([archive], {}, c.ctx);
-    expect(placeless(guest)).toEqual(placeless(models.get('tar') as SourceGuest));
+  it.each([
+    ['tar', '-cf'],
+    ['tar.gz', '-czf'],
+  ])(
+    'VirtualBox order (manifest last) in a %s: digests are computed after the pass',
+    async (kind, flag) => {
+      const c = await caseDir(`vbox-order-${kind}`);
+      const stage = path.join(c.dir, 'stage');
+      await stageFiles(stage, OVA_GOLDEN, 'web-appliance.ovf');
+      const order = ['web-appliance.ovf', DISK1, DISK2, 'web-appliance.mf'];
+      const archive = path.join(c.dir, 'vbox-order.ova');
+      run(['tar', '--format=ustar', flag, archive, '-C', stage, ...order]);
+      const guest = await reader.read([archive], c.options, c.ctx);
+      expect(placeless(guest)).toEqual(placeless(models.get('tar') as SourceGuest));
 
-    await fs.writeFile(path.join(stage, DISK1), Buffer.alloc(66048, 1));
-    const bad = path.join(c.dir, 'vbox-order-bad.ova');
-    run([
-      'tar',
-      '--format=ustar',
-      '-cf',
-      bad,
-      '-C',
-      stage,
-      'web-appliance.ovf',
-      DISK1,
-      DISK2,
-      'web-appliance.mf',
-    ]);
-    const e = await failure(reader.read([bad], {}, c.ctx));
-    expect(e.message).toMatch(
-      new RegExp(
-        `^${bad.replace(/[.]/g, '\\.')}:web-appliance\\.mf:2: SHA1 digest mismatch for "${DISK1}"`,
-      ),
-    );
-  });
+      await fs.writeFile(path.join(stage, DISK1), Buffer.alloc(66048, 1));
+      const bad = path.join(c.dir, 'vbox-order-bad.ova');
+      run(['tar', '--format=ustar', flag, bad, '-C', stage, ...order]);
+      const e = await failure(reader.read([bad], c.options, c.ctx));
+      expect(e.message).toBe(
+        `${bad}:web-appliance.mf:2: SHA1 digest mismatch for "${DISK1}": the manifest says aca10c9197f61d4e82484e0653391620688276cf, the file has ${createHash('sha1').update(Buffer.alloc(66048, 1)).digest('hex')}`,
+      );
+      expect(await fs.readdir(c.options.tmpDir)).toEqual([]);
+    },
+  );
 
-  it('an ISO in a plain tar is copied out; a snapshot chain too', async () => {
+  it('an ISO and a snapshot chain are extracted under --tmp-dir (0700), removed by the run', {
+    timeout: 60_000,
+  }, async () => {
     const c = await caseDir('iso');
+    const cleanup = new CleanupStack();
+    const ctx = { ...c.ctx, cleanup };
     const stage = path.join(c.dir, 'stage');
     const names = await stageFiles(stage, OVF_GOLDEN, 'vmware-workstation.ovf');
     const archive = path.join(c.dir, 'workstation.ova');
     run(['tar', '--format=ustar', '-cf', archive, '-C', stage, ...names]);
-    const guest = await reader.read([archive], {}, c.ctx);
+    const guest = await reader.read([archive], c.options, ctx);
+    const [extractDir, ...more] = await fs.readdir(c.options.tmpDir);
+    expect(more).toEqual([]);
+    expect(extractDir).toMatch(/^v2v-load-ova-[A-Za-z0-9]{6}$/);
+    const ext = path.join(c.options.tmpDir, extractDir as string);
+    expect((await fs.stat(ext)).mode & 0o777).toBe(0o700);
     const iso = guest.cdroms[0]?.path ?? '';
-    expect(iso.startsWith(`${c.ctx.tmpDir}${path.sep}ova-`)).toBe(true);
+    expect(iso).toBe(path.join(ext, 'ubuntu-dev-file1.iso'));
     expect((await fs.readFile(iso)).equals(fakeFile('ubuntu-dev-file1.iso', 4096))).toBe(true);
+    expect((await fs.stat(iso)).mode & 0o777).toBe(0o600);
     expect(guest.disks[0]?.path).toBe(archive);
+    expect(await fs.readdir(ext)).toEqual(['ubuntu-dev-file1.iso']);
+    expect(await fs.readdir(c.ctx.tmpDir)).toEqual([]);
+    await cleanup.run();
+    expect(await fs.readdir(c.options.tmpDir)).toEqual([]);
 
+    // The chain's parents are extracted, from a plain tar and from a tar.gz; the top disk is not.
     const chainNames = await stageFiles(
       path.join(c.dir, 'chain'),
       OVF_GOLDEN,
       'snapshot-chain.ovf',
     );
-    const chainOva = path.join(c.dir, 'chain.ova');
-    run(['tar', '--format=ustar', '-cf', chainOva, '-C', path.join(c.dir, 'chain'), ...chainNames]);
-    const chained = await reader.read([chainOva], {}, c.ctx);
-    const top = chained.disks[0];
-    expect(path.basename(top?.path ?? '')).toBe('win2019-delta2.vmdk');
-    expect(top?.backingChain.map((p) => path.basename(p))).toEqual([
-      'win2019-delta1.vmdk',
-      'win2019-base.vmdk',
-    ]);
-    expect(
-      (await fs.readFile(top?.backingChain[1] ?? '')).equals(fakeFile('win2019-base.vmdk', 73728)),
-    ).toBe(true);
-    expect(chained.disks[1]?.path).toBe(chainOva);
+    for (const flag of ['-cf', '-czf']) {
+      const chainOva = path.join(c.dir, `chain${flag}.ova`);
+      run([
+        'tar',
+        '--format=ustar',
+        flag,
+        chainOva,
+        '-C',
+        path.join(c.dir, 'chain'),
+        ...chainNames,
+      ]);
+      const chained = await reader.read([chainOva], c.options, ctx);
+      const top = chained.disks[0];
+      // qemu follows a chain by file name: all of its disks are files, side by side.
+      expect(
+        [top?.path ?? '', ...(top?.backingChain ?? [])].map((p) =>
+          path.relative(c.options.tmpDir, p),
+        ),
+      ).toEqual([
+        expect.stringMatching(/^v2v-load-ova-[A-Za-z0-9]{6}\/win2019-delta2\.vmdk$/),
+        expect.stringMatching(/^v2v-load-ova-[A-Za-z0-9]{6}\/win2019-delta1\.vmdk$/),
+        expect.stringMatching(/^v2v-load-ova-[A-Za-z0-9]{6}\/win2019-base\.vmdk$/),
+      ]);
+      expect(top?.inArchive?.member).toBe('win2019-delta2.vmdk');
+      expect(
+        (await fs.readFile(top?.backingChain[1] ?? '')).equals(
+          fakeFile('win2019-base.vmdk', 73728),
+        ),
+      ).toBe(true);
+      expect(chained.disks[1]?.path).toBe(chainOva);
+      await cleanup.run();
+      expect(await fs.readdir(c.options.tmpDir)).toEqual([]);
+    }
+  });
+
+  it('without a cleanup stack, the extraction directory is gone when read returns', async () => {
+    const c = await caseDir('iso-no-stack');
+    const stage = path.join(c.dir, 'stage');
+    const names = await stageFiles(stage, OVF_GOLDEN, 'vmware-workstation.ovf');
+    const archive = path.join(c.dir, 'workstation.ova');
+    run(['tar', '--format=ustar', '-czf', archive, '-C', stage, ...names]);
+    const guest = await reader.read([archive], c.options, c.ctx);
+    expect(path.dirname(path.dirname(guest.cdroms[0]?.path ?? ''))).toBe(c.options.tmpDir);
+    expect(await fs.readdir(c.options.tmpDir)).toEqual([]);
   });
 });
 
@@ -369,6 +419,182 @@ describe('OvaReader: manifest and members', () => {
   });
 });
 
+describe('OvaReader: one manifest per file (no manifest named after the OVF)', () => {
+  const sha = (algorithm: string, data: Buffer | string) =>
+    createHash(algorithm).update(data).digest('hex');
+
+  /** web-appliance with web-appliance-disk1.mf (SHA1) and web-appliance-disk2.mf (SHA256). */
+  async function perFile(kind: 'tar' | 'zip', name: string, disk2?: Buffer) {
+    const c = await caseDir(name);
+    const stage = path.join(c.dir, 'stage');
+    const names = await stageFiles(stage, OVA_GOLDEN, 'web-appliance.ovf', {
+      skip: ['web-appliance.mf'],
+    });
+    await fs.writeFile(
+      path.join(stage, 'web-appliance-disk1.mf'),
+      `SHA1(${DISK1})= ${sha('sha1', fakeFile(DISK1, 66048))}\n`,
+    );
+    await fs.writeFile(
+      path.join(stage, 'web-appliance-disk2.mf'),
+      `SHA256(${DISK2})= ${sha('sha256', fakeFile(DISK2, 5000))}\n`,
+    );
+    if (disk2) await fs.writeFile(path.join(stage, DISK2), disk2);
+    const members = [names[0] as string, 'web-appliance-disk1.mf', 'web-appliance-disk2.mf'];
+    members.push(...names.slice(1));
+    const archive = path.join(c.dir, `${name}.ova`);
+    if (kind === 'zip') {
+      run(['python3', '-m', 'zipfile', '-c', archive, ...members.map((n) => path.join(stage, n))]);
+    } else {
+      run(['tar', '--format=ustar', '-cf', archive, '-C', stage, ...members]);
+    }
+    return { ...c, archive };
+  }
+
+  it.each(['tar', 'zip'] as const)(
+    '%s: every .mf is verified; the model is the same',
+    async (kind) => {
+      const { archive, ctx, options } = await perFile(kind, `per-file-${kind}`);
+      const guest = await reader.read([archive], options, ctx);
+      expect(guest.notes).toEqual([
+        'VMware settings not mapped: tools.syncTimeWithHost',
+        'member "web-appliance.ovf" is not listed in any manifest: not verified',
+      ]);
+      expect(guest.disks.map((d) => d.inArchive?.member)).toEqual([DISK1, DISK2]);
+      expect(guest.disks.map((d) => d.capacityBytes)).toEqual([16 * 1024 ** 3, 4 * 1024 ** 3]);
+    },
+  );
+
+  it.each(['tar', 'zip'] as const)(
+    '%s: a mismatch in the second .mf is refused, naming that .mf and the member',
+    async (kind) => {
+      const { archive, ctx, options } = await perFile(
+        kind,
+        `per-file-bad-${kind}`,
+        Buffer.alloc(5000, 7),
+      );
+      const e = await failure(reader.read([archive], options, ctx));
+      expect(e).toBeInstanceOf(MetadataError);
+      expect(e.message).toBe(
+        `${archive}:web-appliance-disk2.mf:1: SHA256 digest mismatch for "${DISK2}": the manifest says ${sha('sha256', fakeFile(DISK2, 5000))}, the file has ${sha('sha256', Buffer.alloc(5000, 7))}`,
+      );
+    },
+  );
+});
+
+describe('OvaReader: VMware snapshot members (disk1.vmdk.000000002)', () => {
+  /** web-appliance whose first disk is in the archive only as three snapshot members. */
+  async function snapshots(name: string, flag: '-cf' | '-czf', top: Buffer) {
+    const c = await caseDir(name);
+    const stage = path.join(c.dir, 'stage');
+    const names = await stageFiles(stage, OVA_GOLDEN, 'web-appliance.ovf', { skip: [DISK1] });
+    const snaps = [0, 1, 2].map((i) => `${DISK1}.00000000${i}`);
+    await fs.writeFile(path.join(stage, snaps[0] as string), fakeFile(snaps[0] as string, 1024));
+    await fs.writeFile(path.join(stage, snaps[1] as string), fakeFile(snaps[1] as string, 2048));
+    await fs.writeFile(path.join(stage, snaps[2] as string), top);
+    // The manifest (as the corpus has it) names disk1.vmdk; each snapshot member has a line too.
+    const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
+    const lines = await Promise.all(
+      snaps.map(async (n) => `SHA1(${n})= ${sha1(await fs.readFile(path.join(stage, n)))}\n`),
+    );
+    await fs.appendFile(path.join(stage, 'web-appliance.mf'), lines.join(''));
+    const archive = path.join(c.dir, `${name}.ova`);
+    run(['tar', '--format=ustar', flag, archive, '-C', stage, ...names, ...snaps]);
+    return { ...c, archive };
+  }
+
+  it('the highest numbered member is used, and the notes say so (golden)', async () => {
+    const { dir, archive, ctx, options } = await snapshots(
+      'snapshots',
+      '-cf',
+      fakeFile(DISK1, 66048),
+    );
+    const guest = await reader.read([archive], options, ctx);
+    await expectGolden(stable(guest), path.join(OVA_GOLDEN, 'web-appliance-snapshots.ova'), dir);
+    expect(guest.disks[0]?.inArchive?.member).toBe(`${DISK1}.000000002`);
+    expect(guest.notes).toContain(
+      `"${DISK1}" is not in the archive: its highest numbered snapshot member "${DISK1}.000000002" is used (older: ${DISK1}.000000000, ${DISK1}.000000001)`,
+    );
+    const gz = await snapshots('snapshots-gz', '-czf', fakeFile(DISK1, 66048));
+    const fromGz = await reader.read([gz.archive], gz.options, gz.ctx);
+    expect(placeless(fromGz)).toEqual(placeless(guest));
+  });
+
+  it('the manifest line for disk1.vmdk is checked against that member', async () => {
+    const bad = Buffer.alloc(66048, 3);
+    const { archive, ctx, options } = await snapshots('snapshots-bad', '-cf', bad);
+    const e = await failure(reader.read([archive], options, ctx));
+    expect(e.message).toBe(
+      `${archive}:web-appliance.mf:2: SHA1 digest mismatch for "${DISK1}": the manifest says aca10c9197f61d4e82484e0653391620688276cf, the file has ${createHash('sha1').update(bad).digest('hex')}`,
+    );
+  });
+});
+
+describe('OvaReader: --tmp-dir and free space', () => {
+  /**
+   * A tar.gz whose OVF (first, as the spec wants) references an ISO whose tar header claims
+   * `size` bytes; the data is cut short, so the size is checked before any byte is written.
+   */
+  function isoClaiming(out: string, size: number): void {
+    const script = [
+      'import gzip, sys, tarfile',
+      'ovf = open(sys.argv[2], "rb").read()',
+      'a = tarfile.TarInfo("vmware-workstation.ovf"); a.size = len(ovf)',
+      'b = tarfile.TarInfo("ubuntu-dev-file1.iso"); b.size = int(sys.argv[3])',
+      'pad = b"\\0" * (-len(ovf) % 512)',
+      'data = a.tobuf(tarfile.GNU_FORMAT) + ovf + pad + b.tobuf(tarfile.GNU_FORMAT) + b"\\0" * 4096',
+      'open(sys.argv[1], "wb").write(gzip.compress(data))',
+    ].join('\n');
+    run([
+      'python3',
+      '-c',
+      script,
+      out,
+      path.join(OVF_GOLDEN, 'vmware-workstation.ovf'),
+      String(size),
+    ]);
+  }
+
+  it('a member larger than the free space of --tmp-dir: both numbers, nothing left', async () => {
+    const c = await caseDir('no-room');
+    const st = await fs.statfs(c.options.tmpDir);
+    const free = st.bavail * st.bsize;
+    const size = free + 2 ** 40;
+    const archive = path.join(c.dir, 'huge-iso.ova');
+    isoClaiming(archive, size);
+    const e = await failure(reader.read([archive], c.options, c.ctx));
+    expect(e).toBeInstanceOf(StorageError);
+    const m = new RegExp(
+      `^${esc(c.options.tmpDir)}: not enough free space to extract "ubuntu-dev-file1\\.iso" from ${esc(archive)}: ${size} bytes needed, ([0-9]+) bytes free$`,
+    ).exec(e.message);
+    expect(m, e.message).not.toBeNull();
+    expect(Math.abs(Number(m?.[1]) - free)).toBeLessThan(2 ** 30);
+    expect((e as StorageError).hint).toBe(
+      'free space there, or give --tmp-dir DIR on a file system with room',
+    );
+    expect(await fs.readdir(c.options.tmpDir)).toEqual([]);
+    expect(await fs.readdir(c.ctx.tmpDir)).toEqual([]);
+  });
+
+  it('a --tmp-dir that does not exist is a usage error once a member must be extracted', async () => {
+    const c = await caseDir('no-dir');
+    const stage = path.join(c.dir, 'stage');
+    const names = await stageFiles(stage, OVF_GOLDEN, 'vmware-workstation.ovf');
+    const archive = path.join(c.dir, 'workstation.ova');
+    run(['tar', '--format=ustar', '-czf', archive, '-C', stage, ...names]);
+    const missing = path.join(c.dir, 'nope');
+    const e = await failure(reader.read([archive], { tmpDir: missing }, c.ctx));
+    expect(e).toBeInstanceOf(UsageError);
+    expect(e.message).toBe(`--tmp-dir ${missing}: no such directory`);
+  });
+
+  it('--tmp-dir is declared by the ova reader alone', () => {
+    expect(reader.optionSpecs.map((o) => [o.flag, o.key, o.type])).toEqual([
+      ['tmp-dir', 'tmpDir', 'string'],
+    ]);
+    expect(() => reader.check(['a.ova'], { tmpDir: ' ' })).toThrow('--tmp-dir: give a directory');
+  });
+});
+
 describe('OvaReader: options and nodes', () => {
   it('check() wants one file', () => {
     expect(() => reader.check([], {})).toThrow(UsageError);
@@ -434,29 +660,28 @@ describe('OvaReader: hostile and broken archives', () => {
 
   let ovfText: string;
   let canary: string;
-  let tmpDir: string;
+  let extDir: string;
   let ctx: ReaderContext;
 
   beforeAll(async () => {
     ovfText = await fs.readFile(path.join(OVA_GOLDEN, 'web-appliance.ovf'), 'utf8');
-    // root/hostile/canary is what `../../canary` reaches from root/hostile/tmp/ova-XXXXXX.
+    // root/hostile/canary is what `../../canary` reaches from root/hostile/ext/v2v-load-ova-XXXXXX.
     const c = await caseDir('hostile');
     canary = path.join(c.dir, 'canary');
-    tmpDir = c.ctx.tmpDir;
+    extDir = c.options.tmpDir;
     ctx = c.ctx;
     await fs.writeFile(canary, 'original');
   });
 
-  /** Reads `archive`, expecting a refusal; checks the canary and that nothing was written outside tmpDir/ova-*. */
+  /** Reads `archive`, expecting a refusal; checks the canary and that nothing was left behind. */
   async function refused(archive: string, message: string): Promise<void> {
     const before = await listAll(root);
-    const e = await failure(reader.read([archive], {}, ctx));
+    const e = await failure(reader.read([archive], { tmpDir: extDir }, ctx));
     expect(e).toBeInstanceOf(MetadataError);
     expect(e.message).toBe(message);
     expect(await fs.readFile(canary, 'utf8')).toBe('original');
-    const created = (await listAll(root)).filter((p) => !before.includes(p));
-    for (const p of created) expect(p.startsWith(`${tmpDir}${path.sep}ova-`)).toBe(true);
-    expect(created.filter((p) => path.basename(p) === 'canary')).toEqual([]);
+    // Nothing is left anywhere under the test's root (the extraction directory included).
+    expect((await listAll(root)).filter((p) => !before.includes(p))).toEqual([]);
   }
 
   const badNames: [string, string][] = [
@@ -515,7 +740,9 @@ describe('OvaReader: hostile and broken archives', () => {
     }
   });
 
-  it('zip members with .. segments, absolute names or S_IFLNK are refused', async () => {
+  it('zip members with .. segments, absolute names or S_IFLNK are refused', {
+    timeout: 60_000,
+  }, async () => {
     const dotdot = path.join(root, 'hostile', 'dotdot.zip');
     packZip(dotdot, [
       { name: 'web-appliance.ovf', data: ovfText },
