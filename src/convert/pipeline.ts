@@ -23,6 +23,7 @@ import type { MetadataReader, ReaderOptions } from '../metadata/reader.js';
 import { guessKind, readerFor } from '../metadata/registry.js';
 import type { Node } from '../node/node.js';
 import { tempSibling } from '../node/temp-name.js';
+import { DEFAULT_LIBVIRT_URI, Virsh } from '../provisioning/libvirt/virsh.js';
 import type { CleanupHandle, CleanupStack } from '../run/cleanup.js';
 import type { ImageRef } from '../storage/image-format.js';
 import type { ProgressEvent, QemuImg } from '../storage/qemu-img.js';
@@ -37,6 +38,7 @@ import type {
   InterfaceIdentity,
 } from './modules.js';
 import { applyPlan, describeAction, Plan, type PlannedAction } from './plan.js';
+import { isTempSiblingOf, RunRecord, type RunRecordData } from './run-record.js';
 import { type NetworkMapping, targetLayout } from './target.js';
 import { type BootVerdict, verifyBoot } from './verify-boot.js';
 
@@ -191,14 +193,27 @@ export class Converter {
       if (!layout.disks.length) {
         throw new ConversionError(`${source.origin.source}: the guest has no disks`);
       }
-      await this.checkOutputs(
-        req,
-        layout.disks.map((d) => d.output),
-        layout.name,
-      );
       return layout;
     });
     const xmlPath = path.join(req.outputDir, `${layout.name}.xml`);
+    const outputPaths = req.storage === 'in-place' ? [] : layout.disks.map((d) => d.output);
+    let record: RunRecord | undefined;
+    if (!req.dryRun) {
+      record = await RunRecord.acquire(
+        this.node,
+        req.outputDir,
+        layout.name,
+        {
+          outputs: [...outputPaths, xmlPath],
+          tempDirs: [...new Set([req.outputDir, req.snapshotDir ?? req.outputDir])],
+        },
+        this.log,
+        (stale) => this.cleanStale(stale),
+      );
+      const r = record;
+      this.cleanup.defer(`release the run record ${r.path}`, () => r.release());
+    }
+    await this.checkOutputs(req, outputPaths, layout.name);
 
     // Storage prepare.
     const work: WorkDisk[] = req.dryRun
@@ -360,12 +375,43 @@ export class Converter {
           signal: this.signal,
           log: this.log,
           cleanup: this.cleanup,
+          record: (r) =>
+            record?.update({
+              libvirt: { uri: req.connect ?? DEFAULT_LIBVIRT_URI, ...r.libvirt },
+              scratch: r.scratch,
+            }) ?? Promise.resolve(),
         }),
       );
     }
     // Success: the outputs are the user's now.
     for (const h of handedOver) h.dismiss();
     return { ...result(xmlPath, outputs), verify };
+  }
+
+  /** Removes what a dead run of the same conversion left (its run record lists it). */
+  private async cleanStale(stale: RunRecordData): Promise<void> {
+    const quietly = (p: Promise<unknown>) =>
+      p.then(
+        () => {},
+        () => {},
+      );
+    for (const dir of stale.tempDirs) {
+      const entries = await this.node.list(dir).catch(() => []);
+      for (const e of entries) {
+        if (stale.outputs.some((o) => isTempSiblingOf(e.name, o))) {
+          await quietly(this.node.remove(path.posix.join(dir, e.name)));
+        }
+      }
+    }
+    for (const o of stale.outputs) await quietly(this.node.remove(o));
+    if (stale.libvirt) {
+      const virsh = new Virsh(this.node, stale.libvirt.uri);
+      if (stale.libvirt.domain)
+        await quietly(virsh.run(['destroy', stale.libvirt.domain], 'destroy'));
+      if (stale.libvirt.network)
+        await quietly(virsh.run(['net-destroy', stale.libvirt.network], 'net-destroy'));
+    }
+    if (stale.scratch) await quietly(this.node.remove(stale.scratch, { recursive: true }));
   }
 
   private async readSource(

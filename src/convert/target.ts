@@ -152,6 +152,22 @@ export function targetLayout(source: SourceGuest, opts: LayoutOptions): TargetLa
   });
   const deviceMap: Record<string, string> = {};
   for (const d of tdisks) if (d.sourceDev !== d.guestDev) deviceMap[d.sourceDev] = d.guestDev;
+  // Kernels with libata (2.6.19 on) name IDE disks sda.. rather than hda..: a guest whose disks
+  // are all on IDE may know them either way, so both names are mapped. (With SCSI or SATA disks
+  // beside them, the sd order depends on driver load order: not guessed.)
+  if (tdisks.length && tdisks.every((d) => /^hd[a-z]+$/.test(d.sourceDev))) {
+    tdisks.forEach((d, i) => {
+      const libata = `sd${diskLetters(i)}`;
+      if (libata !== d.guestDev) deviceMap[libata] = d.guestDev;
+    });
+  }
+  // A Xen HVM guest with PV drivers sees its emulated disks as xvda.. (the IDE ones unplugged).
+  if (source.hypervisor === 'xen-fv') {
+    tdisks.forEach((d, i) => {
+      const pv = `xvd${diskLetters(i)}`;
+      if (!(pv in deviceMap) && pv !== d.guestDev) deviceMap[pv] = d.guestDev;
+    });
+  }
   const nics: TargetNic[] = source.nics.map((n, i) => ({
     source: n,
     mac: n.mac ?? generatedMac(name, i),

@@ -35,6 +35,11 @@ export interface VerifyOptions {
   signal?: AbortSignal | undefined;
   log?: Logger | undefined;
   cleanup: CleanupStack;
+  /** Told of each throwaway object as it is made, so a rerun after a crash can remove it. */
+  record?: (r: {
+    libvirt?: { domain?: string | undefined; network?: string | undefined };
+    scratch?: string | undefined;
+  }) => Promise<void>;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -95,6 +100,9 @@ export async function verifyBoot(
     node.remove(dir, { recursive: true }),
   );
   const steps = [dirHandle];
+  const noted: { domain?: string; network?: string } = {};
+  const note = async () => opts.record?.({ libvirt: { ...noted }, scratch: dir });
+  await note();
   try {
     // QEMU runs as its own user: it must reach the overlays.
     await node.run(['chmod', '0755', dir]);
@@ -113,6 +121,8 @@ export async function verifyBoot(
     let network: string | undefined;
     if (def.nics.length) {
       network = `v2v-load-verify-${id}`;
+      noted.network = network;
+      await note();
       const xml = isolatedNetworkXml(network, `v2vv${id}`);
       await virsh.withNodeFile('network.xml', xml, (f) =>
         virsh.run(['net-create', '--file', f], `create network ${network}`),
@@ -125,6 +135,8 @@ export async function verifyBoot(
       );
     }
     const name = `${def.name.slice(0, 40)}-verify-${id}`;
+    noted.domain = name;
+    await note();
     const xml = buildTargetDomainXml(throwawayDomain(def, name, overlays, consoleLog, network));
     await virsh.withNodeFile('domain.xml', xml, (f) =>
       virsh.run(['create', '--file', f], `start throwaway domain ${name}`),

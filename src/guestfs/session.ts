@@ -5,10 +5,13 @@
  * Works the same on a local and an SSH node.
  */
 import { PassThrough } from 'node:stream';
-import { V2vError, type V2vErrorOptions } from '../errors.js';
+import { CommandError, V2vError, type V2vErrorOptions } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Node, RunResult } from '../node/node.js';
 import { AGENT_PY } from './agent-py.js';
+
+/** The system Python, which has Debian's python3-guestfs (not a pyenv or venv python on PATH). */
+export const AGENT_PYTHON = '/usr/bin/python3';
 
 /** A libguestfs call failed, or the appliance could not start. */
 export class GuestfsError extends V2vError {
@@ -104,7 +107,7 @@ export class GuestfsSession {
       this.readyResolve = r;
     });
     this.done = node
-      .run(['python3', '-c', AGENT_PY], {
+      .run([AGENT_PYTHON, '-c', AGENT_PY], {
         stdin: this.stdin,
         env: { ...libguestfsEnv(), ...(opts.env ?? {}) },
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -119,10 +122,18 @@ export class GuestfsSession {
         },
         (e: unknown) => {
           const err = e instanceof Error ? e : new Error(String(e));
+          // The agent's source is its argv: say what went wrong, not the whole command.
+          let why = err.message;
+          if (e instanceof CommandError) {
+            why =
+              e.aborted || e.timedOut
+                ? 'was stopped'
+                : `exited (${e.signal ?? e.exitCode}): ${e.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+          }
           this.fail(
             new GuestfsError(
               'agent',
-              `the libguestfs agent on ${node.name} failed: ${err.message}`,
+              `the libguestfs agent (${AGENT_PYTHON}) on ${node.name} ${why}`,
               0,
               {
                 cause: err,
