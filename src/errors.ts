@@ -6,6 +6,8 @@
  * input (the file, the option, the host, the command) and the problem.
  */
 
+import { redactErrorChain, redactSecrets } from './log/redact.js';
+
 /** Exit codes of the `v2v-load` command (documented in README.md). */
 export const ExitCode = {
   /** Everything asked for was done. */
@@ -38,9 +40,14 @@ export class V2vError extends Error {
   readonly hint: string | undefined;
 
   constructor(message: string, options: V2vErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // No credential gets out through a message, a hint or a wrapped error (see log/redact.ts).
+    super(
+      redactSecrets(message),
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
+    if (options.cause !== undefined) redactErrorChain(options.cause);
     this.name = new.target.name;
-    this.hint = options.hint;
+    this.hint = options.hint === undefined ? undefined : redactSecrets(options.hint);
   }
 
   /** A plain object for `--json` output. */
@@ -108,7 +115,9 @@ export interface CommandOutcome {
 
 /** Formats an argv for messages (not for execution): words with spaces are quoted. */
 export function describeArgv(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+  return argv
+    .map((a) => redactSecrets(/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)))
+    .join(' ');
 }
 
 function lastLines(text: string, count: number): string {
@@ -131,12 +140,13 @@ export class CommandError extends V2vError implements CommandOutcome {
 
   constructor(outcome: CommandOutcome, options: V2vErrorOptions = {}) {
     super(CommandError.describe(outcome), options);
-    this.argv = outcome.argv;
+    // Kept as run, except a password typed into a URL (see log/redact.ts).
+    this.argv = outcome.argv.map(redactSecrets);
     this.node = outcome.node;
     this.exitCode = outcome.exitCode;
     this.signal = outcome.signal;
-    this.stdout = outcome.stdout;
-    this.stderr = outcome.stderr;
+    this.stdout = redactSecrets(outcome.stdout);
+    this.stderr = redactSecrets(outcome.stderr);
     this.durationMs = outcome.durationMs;
     this.timedOut = outcome.timedOut;
     this.aborted = outcome.aborted;

@@ -20,7 +20,9 @@ export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
     })
     .option('identity', {
       type: 'string',
-      describe: 'SSH private key (default: SSH agent, then ~/.ssh/id_*)',
+      describe:
+        'SSH private key, tried after the SSH agent (default: ~/.ssh/id_*); for a key with a ' +
+        'passphrase, ssh-add it or set V2V_LOAD_SSH_PASSPHRASE',
       group: 'Node:',
     })
     .option('known-hosts', {

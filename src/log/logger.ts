@@ -1,3 +1,5 @@
+import { redactSecrets } from './redact.js';
+
 /** Diagnostics go to stderr, so stdout stays clean for `--json` output. */
 export interface Logger {
   debug(message: string): void;
@@ -19,7 +21,8 @@ export class StreamLogger implements Logger {
   private emit(level: LogLevel, message: string): void {
     if (ORDER.indexOf(level) < ORDER.indexOf(this.level)) return;
     const prefix = level === 'info' ? '' : `${level}: `;
-    this.write(`v2v-load: ${prefix}${message}\n`);
+    // No credential reaches a log line, whoever wrote the message (see redact.ts).
+    this.write(`v2v-load: ${prefix}${redactSecrets(message)}\n`);
   }
 
   debug(message: string): void {

@@ -1,17 +1,43 @@
 import * as fs from 'node:fs/promises';
 import { execa } from 'execa';
 import { CommandNotFoundError, type CommandOutcome, NodeFileError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import { killAllOnExit } from './kill-on-exit.js';
 import type { DirEntry, FileStat, FileType, Node, RunOptions, RunResult } from './node.js';
 import { collectors, settle } from './output.js';
+import { logRunError, logRunResult } from './run-log.js';
+import { PASSPHRASE_ENV } from './ssh/ssh-auth.js';
 import { tempSibling } from './temp-name.js';
+
+/** What a {@link LocalNode} is given. */
+export interface LocalNodeOptions {
+  /** Gets a debug line for every command run (`-v`). */
+  logger?: Logger | undefined;
+}
 
 /** The machine v2v-load runs on. Commands are spawned directly (execa), never via a shell. */
 export class LocalNode implements Node {
   readonly name = 'local';
   readonly isLocal = true;
+  private readonly log: Logger | undefined;
+
+  constructor(options: LocalNodeOptions = {}) {
+    this.log = options.logger;
+  }
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const started = performance.now();
+    try {
+      const result = await this.execute(argv, options);
+      logRunResult(this.log, this.name, argv, result);
+      return result;
+    } catch (e) {
+      logRunError(this.log, this.name, argv, e, started);
+      throw e;
+    }
+  }
+
+  private async execute(argv: readonly string[], options: RunOptions): Promise<RunResult> {
     const [file, ...args] = argv;
     if (file === undefined) throw new TypeError('cannot run an empty argv');
     const started = performance.now();
@@ -27,7 +53,8 @@ export class LocalNode implements Node {
       encoding: 'buffer',
       stripFinalNewline: false,
       extendEnv: true,
-      ...(options.env ? { env: options.env } : {}),
+      // The key passphrase is for v2v-load's own SSH logins, not for the programs it runs.
+      env: { [PASSPHRASE_ENV]: undefined, ...options.env },
       ...(stdin === undefined ? { stdin: 'ignore' as const } : { input: stdin }),
     });
 

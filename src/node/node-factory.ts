@@ -1,28 +1,38 @@
-import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { UsageError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import { LocalNode } from './local-node.js';
 import type { Node } from './node.js';
 import { defaultKnownHostsFile, formatSshTarget, type NodeSpec } from './node-spec.js';
 import { HostKeyVerifier } from './ssh/host-keys.js';
+import { loadAuth } from './ssh/ssh-auth.js';
 import {
   DEFAULT_SSH_OPTIONS,
-  type SshAuth,
   SshConnection,
   type SshConnectionOptions,
 } from './ssh/ssh-connection.js';
 import { SshNode } from './ssh/ssh-node.js';
+
+/** What a {@link NodeFactory} gives the nodes it makes. */
+export interface NodeFactoryOptions {
+  /** Gets a debug line for every command run on a node and every SSH login (`-v`). */
+  logger?: Logger | undefined;
+}
 
 /**
  * Makes nodes from a {@link NodeSpec} and owns the SSH connection pool: every node for the
  * same user, host, port and identity shares one connection.
  */
 export class NodeFactory {
-  private readonly local = new LocalNode();
+  private readonly local: LocalNode;
   private readonly pool = new Map<string, Promise<SshConnection>>();
+  private readonly logger: Logger | undefined;
 
-  constructor(private readonly sshOptions: SshConnectionOptions = DEFAULT_SSH_OPTIONS) {}
+  constructor(
+    private readonly sshOptions: SshConnectionOptions = DEFAULT_SSH_OPTIONS,
+    options: NodeFactoryOptions = {},
+  ) {
+    this.logger = options.logger;
+    this.local = new LocalNode({ logger: this.logger });
+  }
 
   async get(spec: NodeSpec = {}): Promise<Node> {
     const target = spec.ssh;
@@ -40,7 +50,7 @@ export class NodeFactory {
       this.pool.set(key, conn);
       conn.catch(() => this.pool.delete(key));
     }
-    return new SshNode(await conn);
+    return new SshNode(await conn, { logger: this.logger });
   }
 
   /** Closes every pooled connection. */
@@ -66,34 +76,10 @@ export class NodeFactory {
       target.host,
       target.port,
     );
-    return new SshConnection(target, await loadAuth(spec), verifier, this.sshOptions);
+    const auth = await loadAuth(
+      { identity: spec.identity, debug: (m) => this.logger?.debug(m) },
+      name,
+    );
+    return new SshConnection(target, auth, verifier, this.sshOptions, this.logger);
   }
-}
-
-/** The key from --identity, else the SSH agent, else the first default key that exists. */
-async function loadAuth(spec: NodeSpec): Promise<SshAuth> {
-  if (spec.identity) {
-    try {
-      return { privateKey: await fs.readFile(spec.identity) };
-    } catch (e) {
-      throw new UsageError(
-        `--identity '${spec.identity}': cannot read the key: ${(e as NodeJS.ErrnoException).code ?? e}`,
-        { hint: 'give the path of a private key file (OpenSSH or PEM format)' },
-      );
-    }
-  }
-  if (process.env.SSH_AUTH_SOCK) return { agent: process.env.SSH_AUTH_SOCK };
-  for (const name of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
-    try {
-      return { privateKey: await fs.readFile(path.join(os.homedir(), '.ssh', name)) };
-    } catch {
-      // try the next one
-    }
-  }
-  throw new UsageError(
-    `no SSH key for ${formatSshTarget(spec.ssh ?? { user: '', host: '', port: 22 })}`,
-    {
-      hint: 'give a key with --identity FILE, or start an SSH agent (SSH_AUTH_SOCK)',
-    },
-  );
 }

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
+import { redactUrlInput } from '../log/redact.js';
 
 /** Where an SSH node is. */
 export interface SshTarget {
@@ -25,29 +26,38 @@ export interface NodeSpec {
 /**
  * Parses `--host ssh://[user@]host[:port]` (IPv6 as `[::1]`). The user defaults to the
  * current user, the port to 22.
+ *
+ * A password in the URL is refused (a usage error), as ssh and virsh refuse one on their
+ * command lines: anything in argv is readable by every user of the machine (`ps`,
+ * /proc/PID/cmdline) and lands in shell histories. Log in with a key instead (an agent, or
+ * --identity). No message quotes the password: inputs are quoted through
+ * {@link redactUrlInput}.
  */
 export function parseSshUrl(value: string, option = '--host'): SshTarget {
+  const shown = `${option} '${redactUrlInput(value)}'`;
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new UsageError(`${option} '${value}': not a URL`, {
+    throw new UsageError(`${shown}: not a URL`, {
       hint: 'expected ssh://user@host:port, e.g. ssh://root@vmhost1:22',
     });
   }
   if (url.protocol !== 'ssh:') {
-    throw new UsageError(`${option} '${value}': only ssh:// URLs are supported`, {
+    throw new UsageError(`${shown}: only ssh:// URLs are supported`, {
       hint: 'expected ssh://user@host:port; omit the option for the local machine',
     });
   }
-  if (!url.hostname) throw new UsageError(`${option} '${value}': no host name`);
   if (url.password) {
-    throw new UsageError(`${option} '${value}': passwords in URLs are not accepted`, {
-      hint: 'use key authentication: --identity FILE or an SSH agent',
+    throw new UsageError(`${shown}: a password in the URL is not accepted`, {
+      hint:
+        'a command line is visible to every user of this machine: remove the password and log ' +
+        'in with a key (an SSH agent: ssh-add KEY, or --identity FILE; ssh-copy-id installs one)',
     });
   }
+  if (!url.hostname) throw new UsageError(`${shown}: no host name`);
   if (url.pathname && url.pathname !== '/') {
-    throw new UsageError(`${option} '${value}': unexpected path '${url.pathname}'`);
+    throw new UsageError(`${shown}: unexpected path '${url.pathname}'`);
   }
   const port = url.port ? Number(url.port) : 22;
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');

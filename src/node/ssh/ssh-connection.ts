@@ -8,16 +8,12 @@ import * as net from 'node:net';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import { ConnectionLostError, NodeUnreachableError, V2vError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
 import { formatSshTarget, type SshTarget } from '../node-spec.js';
 import type { HostKeyVerifier } from './host-keys.js';
+import { lockedKeyError, type SshAuth } from './ssh-auth.js';
 
-/** How the client proves who it is. */
-export interface SshAuth {
-  /** Private key (OpenSSH or PEM format). */
-  privateKey?: Buffer | undefined;
-  /** Path of an SSH agent socket. */
-  agent?: string | undefined;
-}
+export type { SshAuth } from './ssh-auth.js';
 
 export interface SshConnectionOptions {
   /** Give up connecting (TCP + handshake + auth) after this long. */
@@ -69,6 +65,7 @@ export class SshConnection {
     private readonly auth: SshAuth,
     private readonly verifier: HostKeyVerifier,
     private readonly options: SshConnectionOptions = DEFAULT_SSH_OPTIONS,
+    private readonly log?: Logger | undefined,
   ) {
     this.name = formatSshTarget(target);
     this.limit = pLimit(Math.max(1, options.maxChannels));
@@ -188,14 +185,14 @@ export class SshConnection {
     const preferred = knownTypes.flatMap((t) => HOST_KEY_ALGORITHMS[t] ?? []);
     let verifyError: V2vError | undefined;
     const client = new Client();
+    const auth = this.authSteps();
     const config: ConnectConfig = {
       sock,
       username: this.target.user,
       readyTimeout: this.options.connectTimeoutMs,
       keepaliveInterval: this.options.keepaliveIntervalMs,
       keepaliveCountMax: this.options.keepaliveCountMax,
-      ...(this.auth.privateKey ? { privateKey: this.auth.privateKey } : {}),
-      ...(this.auth.agent ? { agent: this.auth.agent } : {}),
+      authHandler: auth.next,
       hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
         this.verifier.verify(key).then(
           () => verify(true),
@@ -211,12 +208,18 @@ export class SshConnection {
 
     return new Promise<Client>((resolve, reject) => {
       let ready = false;
-      client.on('error', (e) => {
+      client.on('error', (e: Error & { level?: string }) => {
+        // An agent that is gone or refuses to sign: ssh2 goes on with the next way to log in.
+        if (e.level === 'agent') {
+          this.log?.debug(`${this.name}: SSH agent: ${e.message}`);
+          return;
+        }
         if (!ready) reject(verifyError ?? this.unreachable(e));
         // After `ready`, an error is always followed by `close`, handled below.
       });
       client.once('ready', () => {
         ready = true;
+        this.log?.debug(`${this.name}: logged in as ${this.target.user} with ${auth.current()}`);
         this.client = client;
         this.connects++;
         resolve(client);
@@ -241,6 +244,39 @@ export class SshConnection {
     });
   }
 
+  /**
+   * The ways to log in, in OpenSSH's order (agent keys, then key files), for ssh2's
+   * `authHandler`, which asks for the next one after each failure.
+   */
+  private authSteps(): {
+    next: NonNullable<ConnectConfig['authHandler']>;
+    current: () => string;
+  } {
+    const username = this.target.user;
+    const steps: Array<{ label: string; method: Record<string, unknown> }> = [];
+    if (this.auth.agent) {
+      steps.push({
+        label: 'a key of the SSH agent',
+        method: { type: 'agent', username, agent: this.auth.agent },
+      });
+    }
+    for (const k of this.auth.keys) {
+      steps.push({ label: `key ${k.file}`, method: { type: 'publickey', username, key: k.key } });
+    }
+    let current = 'nothing';
+    const next = () => {
+      const step = steps.shift();
+      if (!step) return false;
+      current = step.label;
+      this.log?.debug(`${this.name}: trying ${step.label}`);
+      return step.method;
+    };
+    return {
+      next: next as unknown as NonNullable<ConnectConfig['authHandler']>,
+      current: () => current,
+    };
+  }
+
   /** Forgets a dead client and tells everyone waiting on it. */
   private drop(client: Client): void {
     if (this.client !== client) return;
@@ -250,7 +286,7 @@ export class SshConnection {
     for (const listener of [...this.lostListeners]) listener(lost);
   }
 
-  private unreachable(e: Error & { code?: string; level?: string }): NodeUnreachableError {
+  private unreachable(e: Error & { code?: string; level?: string }): V2vError {
     const n = this.name;
     if (e.code === 'ECONNREFUSED') {
       return new NodeUnreachableError(n, `cannot connect to ${n}: connection refused`, {
@@ -265,11 +301,21 @@ export class SshConnection {
       });
     }
     if (e.level === 'client-authentication') {
+      // A key we could not unlock may be the one the server wants: say so, not "refused".
+      const locked = this.auth.locked[0];
+      if (locked !== undefined) {
+        return lockedKeyError(locked, locked === this.auth.identity, !!this.auth.agent);
+      }
+      const tried = [
+        ...(this.auth.agent ? ['the SSH agent'] : []),
+        ...this.auth.keys.map((k) => k.file),
+      ].join(', ');
       return new NodeUnreachableError(
         n,
-        `cannot log in to ${n} as ${this.target.user}: the server refused the key`,
+        `cannot log in to ${n} as ${this.target.user}: the server refused the key` +
+          (tried ? ` (tried ${tried})` : ''),
         {
-          hint: this.auth.privateKey
+          hint: this.auth.identity
             ? 'check that the --identity key is in the authorized_keys of that user'
             : 'give a key with --identity FILE, or start an SSH agent with the key loaded',
           cause: e,

@@ -2,9 +2,11 @@ import * as fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ClientChannel, SFTPWrapper, Stats } from 'ssh2';
 import { type CommandOutcome, ConnectionLostError, NodeFileError, V2vError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
 import type { DirEntry, FileStat, FileType, Node, RunOptions, RunResult } from '../node.js';
 import { collectors, settle } from '../output.js';
 import { quoteArgv } from '../quote.js';
+import { logRunError, logRunResult } from '../run-log.js';
 import { tempSibling } from '../temp-name.js';
 import type { SshConnection } from './ssh-connection.js';
 
@@ -27,13 +29,24 @@ export function remoteCommandLine(argv: readonly string[], env?: Record<string, 
   return `echo $$; exec ${quoteArgv(words)}`;
 }
 
+/** What an {@link SshNode} is given besides its connection. */
+export interface SshNodeOptions {
+  /** Gets a debug line for every command run (`-v`). */
+  logger?: Logger | undefined;
+}
+
 /** A node reached over SSH; every command and file operation shares one pooled connection. */
 export class SshNode implements Node {
   readonly isLocal = false;
   readonly name: string;
+  private readonly log: Logger | undefined;
 
-  constructor(private readonly conn: SshConnection) {
+  constructor(
+    private readonly conn: SshConnection,
+    options: SshNodeOptions = {},
+  ) {
     this.name = conn.name;
+    this.log = options.logger;
   }
 
   /** The connection this node uses (shared with every node for the same host). */
@@ -42,6 +55,18 @@ export class SshNode implements Node {
   }
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const started = performance.now();
+    try {
+      const result = await this.execute(argv, options);
+      logRunResult(this.log, this.name, argv, result);
+      return result;
+    } catch (e) {
+      logRunError(this.log, this.name, argv, e, started);
+      throw e;
+    }
+  }
+
+  private async execute(argv: readonly string[], options: RunOptions): Promise<RunResult> {
     if (argv.length === 0) throw new TypeError('cannot run an empty argv');
     const command = remoteCommandLine(argv, options.env);
     if (options.signal?.aborted) {
