@@ -132,6 +132,57 @@ describe('targetLayout', () => {
     expect(targetLayout(five, { ...layoutOpts, virtio: true }).disks.at(-1)?.xmlDev).toBe('vde');
   });
 
+  it('IDE-only guests: hda.. and the libata names sda.. both map to the target', () => {
+    const ide = vmwareSource({
+      disks: [
+        sourceDisk({ slot: 'ide0:0', bus: 'ide', controller: 'ide', controllerIndex: 0, unit: 0 }),
+        sourceDisk({ slot: 'ide1:0', bus: 'ide', controller: 'ide', controllerIndex: 1, unit: 0 }),
+      ],
+    });
+    expect(targetLayout(ide, { ...layoutOpts, virtio: true }).deviceMap).toEqual({
+      hda: 'vda',
+      hdc: 'vdb',
+      sda: 'vda',
+      sdb: 'vdb',
+    });
+    // On IDE again (--no-virtio) the libata names stay.
+    expect(targetLayout(ide, { ...layoutOpts, virtio: false }).deviceMap).toEqual({
+      hda: 'sda',
+      hdc: 'sdb',
+    });
+  });
+
+  it('IDE beside SCSI: the sd order is not guessed (no libata alias)', () => {
+    const mixed = vmwareSource({
+      disks: [
+        sourceDisk({ slot: 'scsi0:0' }),
+        sourceDisk({ slot: 'ide0:0', bus: 'ide', controller: 'ide', controllerIndex: 0, unit: 0 }),
+      ],
+    });
+    expect(targetLayout(mixed, { ...layoutOpts, virtio: true }).deviceMap).toEqual({
+      sda: 'vda',
+      hda: 'vdb',
+    });
+  });
+
+  it('Xen HVM: the PV names xvda.. map too (PV drivers unplug the emulated disks)', () => {
+    const hvm = xenPvSource({
+      hypervisor: 'xen-fv',
+      xenPv: undefined,
+      disks: [
+        sourceDisk({ slot: 'hda', bus: 'ide', controller: 'ide', controllerIndex: 0, unit: 0 }),
+      ],
+    });
+    expect(targetLayout(hvm, { ...layoutOpts, virtio: true }).deviceMap).toEqual({
+      hda: 'vda',
+      sda: 'vda',
+      xvda: 'vda',
+    });
+    expect(targetLayout(xenPvSource(), { ...layoutOpts, virtio: true }).deviceMap).toEqual({
+      xvda: 'vda',
+    });
+  });
+
   it('maps 27 disks to vda..vdz, vdaa', () => {
     const disks = Array.from({ length: 27 }, (_, i) => sourceDisk({ slot: `scsi0:${i}`, unit: i }));
     const t = targetLayout(vmwareSource({ disks }), { ...layoutOpts, virtio: true });
