@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { NodeFactory } from '../src/node/node-factory.js';
@@ -16,6 +17,8 @@ import { type SshdInfo, startSshd, stopSshd } from '../test/harness/sshd.js';
 const exec = promisify(execFile);
 const N = Number(process.env.BENCH_N ?? 200);
 const SH_USER = 'v2vbench';
+/** Prefix of the service account's home directory, made in os.tmpdir() by each run. */
+const HOME_PREFIX = 'v2v-load-bench-home-';
 
 interface Figures {
   pooled_ops_per_s: number;
@@ -72,13 +75,38 @@ async function measure(info: SshdInfo, user: string): Promise<Figures> {
   return { pooled_ops_per_s: round(p), spawn_ops_per_s: round(s), ratio: round(p / s) };
 }
 
-/**
- * A system account with /bin/sh as its shell, password '*' (no password login, but not locked:
- * sshd without PAM refuses locked accounts even with a key). Returns whether this run made it.
- */
-async function ensureShUser(): Promise<boolean> {
+/** The /bin/sh account's line in /etc/passwd, if it exists (a leftover of an interrupted run). */
+async function shUserLine(): Promise<string | undefined> {
   const passwd = await fs.readFile('/etc/passwd', 'utf8');
-  if (passwd.split('\n').some((l) => l.startsWith(`${SH_USER}:`))) return false;
+  return passwd.split('\n').find((l) => l.startsWith(`${SH_USER}:`));
+}
+
+/** Removes the account (even with sessions still open) and the home dir this run gave it. */
+async function removeShUser(): Promise<void> {
+  const line = await shUserLine();
+  if (line === undefined) return;
+  await exec('userdel', ['--force', SH_USER]).catch((e: unknown) => {
+    process.stderr.write(`ssh-roundtrip: userdel ${SH_USER} failed: ${String(e)}\n`);
+  });
+  // Only a home this benchmark made (under the temp dir, named by it) is removed.
+  const home = line.split(':')[5] ?? '';
+  if (path.basename(home).startsWith(HOME_PREFIX) && path.dirname(home) === os.tmpdir()) {
+    await fs.rm(home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A system account with /bin/sh as its shell and a real home directory (sshd refuses to run a
+ * command, `true` included, when it cannot chdir to the home), password '*' (no password
+ * login, but not locked: sshd without PAM refuses locked accounts even with a key). An account
+ * left over from an interrupted run is removed first.
+ */
+async function createShUser(): Promise<void> {
+  if ((await shUserLine()) !== undefined) {
+    process.stderr.write(`ssh-roundtrip: removing ${SH_USER}, left over from an earlier run\n`);
+    await removeShUser();
+  }
+  const home = await fs.mkdtemp(path.join(os.tmpdir(), HOME_PREFIX));
   await exec('useradd', [
     '--system',
     '--password',
@@ -86,33 +114,51 @@ async function ensureShUser(): Promise<boolean> {
     '--shell',
     '/bin/sh',
     '--home-dir',
-    '/nonexistent',
+    home,
     '--no-create-home',
     SH_USER,
   ]);
-  return true;
+  await exec('chown', [`${SH_USER}:`, home]);
+}
+
+/** What a run set up, undone once: at the end, on an error, or on SIGINT/SIGTERM. */
+function cleanupOnce(steps: Array<() => Promise<void>>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => {
+    done ??= (async () => {
+      for (const step of steps) await step().catch(() => {});
+    })();
+    return done;
+  };
 }
 
 export async function run(): Promise<void> {
-  const info = await startSshd();
-  const created = await ensureShUser();
-  // sshd reads authorized_keys as the user logging in: let the service account read it.
-  await fs.chmod(info.dir, 0o755);
-  await fs.chmod(path.join(info.dir, 'authorized_keys'), 0o644);
+  const steps: Array<() => Promise<void>> = [];
+  const cleanup = cleanupOnce(steps);
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`ssh-roundtrip: ${signal}: cleaning up\n`);
+    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
+    const info = await startSshd();
+    steps.push(() => stopSshd(info));
+    steps.push(removeShUser);
+    await createShUser();
+    // sshd reads authorized_keys as the user logging in: let the service account read it.
+    await fs.chmod(info.dir, 0o755);
+    await fs.chmod(path.join(info.dir, 'authorized_keys'), 0o644);
     process.stderr.write(`ssh-roundtrip: ${N} commands each way against ${info.url}\n`);
     const root = await measure(info, 'root');
-    const sh = await measure(info, SH_USER);
-    console.log(
-      JSON.stringify({
-        bench: 'ssh-roundtrip',
-        n: N,
-        ...root,
-        sh_user: sh,
-      }),
-    );
+    // root's figures are the headline: print them even if the service account's run fails
+    const sh = await measure(info, SH_USER).catch((e: unknown) => ({
+      error: e instanceof Error ? e.message : String(e),
+    }));
+    console.log(JSON.stringify({ bench: 'ssh-roundtrip', n: N, ...root, sh_user: sh }));
   } finally {
-    if (created) await exec('userdel', [SH_USER]).catch(() => {});
-    await stopSshd(info);
+    await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
