@@ -67,15 +67,48 @@ export class VmwareLinuxSource implements HvSource {
     for (const n of await plan.ls('/etc/apt/sources.list.d')) {
       const f = `/etc/apt/sources.list.d/${n}`;
       if (/vmware/i.test(n)) await plan.remove(f, BY, 'VMware package repository');
-      else await plan.edit(f, commentVmwareLines, BY, 'VMware package repository');
+      else if (n.endsWith('.sources')) {
+        await plan.edit(f, disableVmwareDeb822, BY, 'VMware package repository');
+      } else await plan.edit(f, commentVmwareLines, BY, 'VMware package repository');
     }
     await plan.edit('/etc/apt/sources.list', commentVmwareLines, BY, 'VMware package repository');
     for (const n of await plan.ls('/etc/yum.repos.d')) {
-      if (/vmware/i.test(n)) {
-        await plan.remove(`/etc/yum.repos.d/${n}`, BY, 'VMware package repository');
+      const f = `/etc/yum.repos.d/${n}`;
+      if (/vmware/i.test(n)) await plan.remove(f, BY, 'VMware package repository');
+      else if (n.endsWith('.repo')) {
+        await plan.edit(f, disableVmwareYumRepos, BY, 'VMware package repository');
       }
     }
   }
+}
+
+const VMWARE_URL = /vmware\.com/i;
+
+/** deb822 `.sources` stanzas whose URIs point at vmware.com get `Enabled: no`. */
+export function disableVmwareDeb822(text: string): string {
+  return text
+    .split(/(\n[ \t]*\n)/)
+    .map((stanza) => {
+      if (!/^\s*URIs:.*vmware\.com/im.test(stanza)) return stanza;
+      if (/^\s*Enabled:/im.test(stanza)) return stanza.replace(/^(\s*Enabled:).*$/im, '$1 no');
+      return stanza.replace(/^(\s*URIs:.*)$/im, 'Enabled: no\n$1');
+    })
+    .join('');
+}
+
+/** yum/dnf `.repo` sections whose baseurl, mirrorlist or metalink is vmware.com: `enabled=0`. */
+export function disableVmwareYumRepos(text: string): string {
+  return text
+    .split(/(?=^\[)/m)
+    .map((section) => {
+      const urls = section.match(/^\s*(baseurl|mirrorlist|metalink)\s*=.*$/gim) ?? [];
+      if (!section.startsWith('[') || !urls.some((u) => VMWARE_URL.test(u))) return section;
+      if (/^\s*enabled\s*=/im.test(section)) {
+        return section.replace(/^(\s*enabled\s*=).*$/gim, (_l, key: string) => `${key}0`);
+      }
+      return section.replace(/^(\[[^\]\n]*\].*)$/m, '$1\nenabled=0');
+    })
+    .join('');
 }
 
 /** Comments out apt source lines that point at packages.vmware.com. */

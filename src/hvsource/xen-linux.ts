@@ -75,6 +75,10 @@ export class XenLinuxSource implements HvSource {
           BY,
           'install grub in the boot sector (the guest booted through pygrub on Xen)',
         );
+      } else {
+        plan.warn(
+          `the guest booted through ${ctx.source.xenPv.bootloader ?? 'a kernel in the Xen host'} and has no grub2 (bootloader: ${ctx.inspection.bootloader.kind}) to install in its boot sector: it may not boot on KVM`,
+        );
       }
     }
   }

@@ -6,6 +6,8 @@ import { DebianGuestOs } from '../../src/guestos/debian.js';
 import { RhelGuestOs } from '../../src/guestos/rhel.js';
 import {
   commentVmwareLines,
+  disableVmwareDeb822,
+  disableVmwareYumRepos,
   VmwareLinuxSource,
   vmwarePackages,
 } from '../../src/hvsource/vmware-linux.js';
@@ -31,6 +33,22 @@ deb https://packages.vmware.com/tools/releases/latest/ubuntu bookworm main
   deb-src https://packages.vmware.com/tools/releases/latest/ubuntu bookworm main
 `;
 
+const DEB822 = `Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+
+Types: deb
+URIs: https://packages.vmware.com/tools/releases/latest/debian
+Suites: bookworm
+Components: main
+
+Types: deb deb-src
+URIs: https://packages.VMware.com/x
+Suites: bookworm
+Enabled: yes
+`;
+
 /** A Debian 12 guest as VMware left it: its apt sources, and open-vm-tools' files. */
 function debianVmwareFiles(): Record<string, string> {
   return {
@@ -41,6 +59,7 @@ function debianVmwareFiles(): Record<string, string> {
       'deb http://example.org/debian bookworm main\ndeb [arch=amd64] https://packages.VMware.com/x bookworm main\n',
     '/etc/apt/sources.list.d/backports.list':
       'deb http://deb.debian.org/debian bookworm-backports main\n',
+    '/etc/apt/sources.list.d/debian.sources': DEB822,
     // Shipped by Debian's open-vm-tools package (not a tarball install).
     '/etc/vmware-tools/tools.conf': '[logging]\n',
     '/etc/vmware-tools/statechange.subr': '#!/bin/sh\n',
@@ -118,6 +137,67 @@ deb http://security.debian.org/debian-security bookworm-security main
     expect(commentVmwareLines(out)).toBe(out);
     expect(commentVmwareLines('# deb https://packages.vmware.com/x main\n')).toBe(
       '# deb https://packages.vmware.com/x main\n',
+    );
+  });
+});
+
+describe('disableVmwareDeb822', () => {
+  it('adds or sets Enabled: no in the stanzas of vmware.com, and only those', () => {
+    expect(disableVmwareDeb822(DEB822)).toBe(`Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+
+Types: deb
+Enabled: no
+URIs: https://packages.vmware.com/tools/releases/latest/debian
+Suites: bookworm
+Components: main
+
+Types: deb deb-src
+URIs: https://packages.VMware.com/x
+Suites: bookworm
+Enabled: no
+`);
+    expect(disableVmwareDeb822(disableVmwareDeb822(DEB822))).toBe(disableVmwareDeb822(DEB822));
+  });
+});
+
+describe('disableVmwareYumRepos', () => {
+  it('sets enabled=0 in the sections whose URLs are vmware.com, and only those', () => {
+    const repo = `[base]
+name=CentOS-7 - Base
+baseurl=http://mirror.centos.org/centos/7/os/x86_64/
+enabled=1
+
+[vmware-tools]
+name=VMware Tools
+baseurl=https://packages.vmware.com/tools/esx/latest/rhel7/x86_64
+enabled=1
+gpgcheck=1
+
+[vmware-mirror]
+name=VMware Tools mirror
+mirrorlist=https://packages.vmware.com/mirrors
+`;
+    expect(disableVmwareYumRepos(repo)).toBe(`[base]
+name=CentOS-7 - Base
+baseurl=http://mirror.centos.org/centos/7/os/x86_64/
+enabled=1
+
+[vmware-tools]
+name=VMware Tools
+baseurl=https://packages.vmware.com/tools/esx/latest/rhel7/x86_64
+enabled=0
+gpgcheck=1
+
+[vmware-mirror]
+enabled=0
+name=VMware Tools mirror
+mirrorlist=https://packages.vmware.com/mirrors
+`);
+    expect(disableVmwareYumRepos('[base]\nbaseurl=http://example.org/\n')).toBe(
+      '[base]\nbaseurl=http://example.org/\n',
     );
   });
 });
@@ -207,12 +287,21 @@ describe('VmwareLinuxSource', () => {
         '/etc/yum.repos.d/vmware-tools.repo':
           '[vmware-tools]\nbaseurl=https://packages.vmware.com/tools\n',
         '/etc/yum.repos.d/CentOS-Base.repo': '[base]\n',
+        '/etc/yum.repos.d/local.repo':
+          '[local]\nbaseurl=file:///srv/repo\n\n[tools]\nbaseurl=https://packages.vmware.com/tools/esx/6.0/rhel7/x86_64\n',
       },
       ['bash', 'VMwareTools', 'vmware-tools-esx-kmods'],
       true,
     );
     await expect(planText(plan)).toMatchFileSnapshot(path.join(GOLDEN, 'rhel-vmwaretools-rpm.txt'));
-    expect(plan.actions.map((a) => a.kind)).toEqual(['remove-packages', 'remove-file']);
+    expect(plan.actions.map((a) => a.kind)).toEqual([
+      'remove-packages',
+      'write-file',
+      'remove-file',
+    ]);
+    expect(await plan.read('/etc/yum.repos.d/local.repo')).toBe(
+      '[local]\nbaseurl=file:///srv/repo\n\n[tools]\nenabled=0\nbaseurl=https://packages.vmware.com/tools/esx/6.0/rhel7/x86_64\n',
+    );
     expect(plan.actions[0]).toMatchObject({
       manager: 'rpm',
       packages: ['VMwareTools', 'vmware-tools-esx-kmods'],

@@ -93,6 +93,20 @@ describe('XenLinuxSource', () => {
     ]);
   });
 
+  it('Xen PV without grub2 (grub-legacy menu.lst): a warning instead of grub-install', async () => {
+    const plan = await unconfigure(
+      { '/boot/grub/menu.lst': 'kernel /boot/vmlinuz root=/dev/xvda1 console=xvc0\n' },
+      { bootloader: { kind: 'grub-legacy', config: '/boot/grub/menu.lst' } },
+    );
+    expect(plan.actions.some((a) => a.kind === 'run')).toBe(false);
+    expect(plan.warnings).toEqual([
+      'the guest booted through /usr/bin/pygrub and has no grub2 (bootloader: grub-legacy) to install in its boot sector: it may not boot on KVM',
+    ]);
+    expect(await plan.read('/boot/grub/menu.lst')).toBe(
+      'kernel /boot/vmlinuz root=/dev/xvda1 console=ttyS0\n',
+    );
+  });
+
   it('Xen FV: no boot sector change; nothing to edit gives an empty plan', async () => {
     const ctx = conversionContext(
       xenPvSource({ hypervisor: 'xen-fv', xenPv: undefined }),
