@@ -220,7 +220,9 @@ export async function pinInterfaces(
         ? `/etc/systemd/network/10-v2v-load-${c.name}.link`
         : '/etc/udev/rules.d/70-v2v-load-net.rules',
     });
-    rules.push(`SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="${mac}", NAME="${c.name}"`);
+    rules.push(
+      `SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="${mac}", NAME="${c.name}"`,
+    );
   });
   for (const id of out) {
     if (!systemdUdev) break;
