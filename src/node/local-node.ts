@@ -3,7 +3,15 @@ import { execa } from 'execa';
 import { CommandNotFoundError, type CommandOutcome, NodeFileError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { killAllOnExit } from './kill-on-exit.js';
-import type { DirEntry, FileStat, FileType, Node, RunOptions, RunResult } from './node.js';
+import type {
+  DirEntry,
+  FileStat,
+  FileType,
+  Node,
+  RenameOptions,
+  RunOptions,
+  RunResult,
+} from './node.js';
 import { collectors, settle } from './output.js';
 import { logRunError, logRunResult } from './run-log.js';
 import { PASSPHRASE_ENV } from './ssh/ssh-auth.js';
@@ -185,8 +193,10 @@ export class LocalNode implements Node {
     });
   }
 
-  async rename(from: string, to: string): Promise<void> {
-    await this.fileOp('rename', `${from} -> ${to}`, () => fs.rename(from, to));
+  async rename(from: string, to: string, options: RenameOptions = {}): Promise<void> {
+    await this.fileOp('rename', `${from} -> ${to}`, () =>
+      options.noReplace ? renameNoReplace(from, to) : fs.rename(from, to),
+    );
   }
 
   async remove(p: string, options: { recursive?: boolean } = {}): Promise<void> {
@@ -243,4 +253,33 @@ function fileType(s: {
   if (s.isDirectory()) return 'directory';
   if (s.isSymbolicLink()) return 'symlink';
   return 'other';
+}
+
+/** Errors of link(2) that mean "no hard link here", not "the target exists". */
+const NO_LINK = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
+
+/**
+ * rename(2) that never replaces: link(2) fails with EEXIST atomically when `to` exists; then
+ * the old name is unlinked. Where no hard link can be made (a directory, a file system without
+ * them) the target name is claimed exclusively first (O_EXCL file or mkdir), and the rename
+ * replaces only that claim.
+ */
+async function renameNoReplace(from: string, to: string): Promise<void> {
+  try {
+    await fs.link(from, to);
+    await fs.unlink(from);
+    return;
+  } catch (e) {
+    if (!NO_LINK.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+  }
+  const st = await fs.lstat(from);
+  if (st.isDirectory()) await fs.mkdir(to);
+  else await (await fs.open(to, 'wx')).close();
+  try {
+    await fs.rename(from, to);
+  } catch (e) {
+    await fs.rm(to, { force: true, recursive: false }).catch(() => {});
+    await fs.rmdir(to).catch(() => {});
+    throw e;
+  }
 }

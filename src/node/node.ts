@@ -70,6 +70,12 @@ export interface CommandRunner {
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
 }
 
+/** Options of {@link FileOps.rename}. */
+export interface RenameOptions {
+  /** Fail when the target exists instead of replacing it. Default false. */
+  noReplace?: boolean;
+}
+
 /** File operations on a machine. Paths are absolute paths on that machine. */
 export interface FileOps {
   /** Reads a whole file. */
@@ -89,8 +95,13 @@ export interface FileOps {
   stat(path: string): Promise<FileStat | undefined>;
   /** The entries of a directory, sorted by name. */
   list(dir: string): Promise<DirEntry[]>;
-  /** Renames, replacing `to` if it exists (POSIX rename semantics). */
-  rename(from: string, to: string): Promise<void>;
+  /**
+   * Renames, replacing `to` if it exists (POSIX rename semantics); with `noReplace`, fails
+   * (atomically, whatever runs meanwhile) when `to` exists, and leaves both untouched: for
+   * outputs moved into place, which must never replace a file this run did not make.
+   * @throws NodeFileError (reason `EEXIST`) when `noReplace` and `to` exists
+   */
+  rename(from: string, to: string, options?: RenameOptions): Promise<void>;
   /** Removes a file, or a directory with `recursive`. A missing path is not an error. */
   remove(path: string, options?: { recursive?: boolean }): Promise<void>;
   /** Creates a directory (and its parents with `recursive`). */

@@ -21,6 +21,16 @@ export class BackingFileRefusedError extends StorageError {
   override readonly code = 'BACKING_FILE_REFUSED';
 }
 
+/** A file whose name says one format and whose content says another. */
+export class FormatMismatchError extends StorageError {
+  override readonly code = 'FORMAT_MISMATCH';
+}
+
+/** An output's final name was taken by someone else while the run made it. */
+export class TargetAppearedError extends StorageError {
+  override readonly code = 'TARGET_APPEARED';
+}
+
 /** Not enough free space for an operation; the message carries both numbers. */
 export class NoSpaceError extends StorageError {
   override readonly code = 'NO_SPACE';

@@ -2,18 +2,31 @@
  * The master image cache of a node's datastore. When many loads ask for the same missing
  * master at once, it is copied from the repository once:
  * - within this process, concurrent requests share one promise;
- * - across processes (and over SSH), a lock directory next to the master (`mkdir` is atomic on
- *   the node) holds `owner.json` {host, pid, time, token}; the owner refreshes `time` while it
- *   copies. A lock whose owner process is dead (same host) or whose `time` is older than
- *   `staleMs` (another host) is taken over: renamed aside (only one taker wins), then removed.
+ * - across processes (and over SSH), a lock directory next to the master holds `owner.json`
+ *   {host, pid, time, token}. It is made whole under a name of its own, then renamed onto the
+ *   lock's name without replacing (atomic on the node): a lock never exists without its owner,
+ *   and an attempt whose answer was lost is recognised by its token at the next look.
+ * - Each lock command is bounded (`attemptMs`): a slow node costs an attempt, not the wait;
+ *   attempts back off up to `maxPollMs`, and only the lock's own deadline (`waitMs`) ends the
+ *   wait, with the lock and its owner record in the message.
+ * - `owner.json` is written once, before the lock exists. While it copies, the owner beats
+ *   into `beat-<token>` next to it (the time of its last beat), and only while `owner.json`
+ *   still holds its token: once the lock was taken over it stops, abandons its copy and waits
+ *   like any other. A beat that was under way during a takeover lands, at worst, in a file the
+ *   new owner never reads. Releasing checks the token too, and moves the lock aside before
+ *   removing it, so it never removes another owner's lock.
+ * - A lock whose owner process is dead (same host) or whose `time` is older than `staleMs`
+ *   (another host) is taken over: renamed aside (only one taker wins), then removed.
  * The copy goes to a temporary name, is checked (format, virtual size, `qemu-img check`) and
- * only then renamed onto the master's name. Free space is checked against `qemu-img measure`.
+ * only then renamed onto the master's name, never over a file. Free space is checked against
+ * `qemu-img measure`.
  */
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { CommandError } from '../errors.js';
 import type { Node } from '../node/node.js';
-import { StorageError } from './errors.js';
+import { StorageError, TargetAppearedError } from './errors.js';
 import type { ImageFormat, ImageRef } from './image-format.js';
 import { CopyMode } from './modes/copy.js';
 import type { ProgressEvent, QemuImg } from './qemu-img.js';
@@ -23,7 +36,7 @@ import { findInRepository, masterPath } from './repository.js';
 export interface LockOwner {
   host: string;
   pid: number;
-  /** Last heartbeat, ms since the epoch. */
+  /** Last heartbeat (or creation), ms since the epoch. */
   time: number;
   token: string;
 }
@@ -32,10 +45,16 @@ export interface LockOwner {
 export interface MasterCacheOptions {
   /** A lock not refreshed for this long (owner on another host) is stale. Default 10 min. */
   staleMs?: number;
-  /** How often a waiter looks again. Default 200 ms. */
+  /** The first pause between two looks at a held lock. Default 200 ms; doubles each time. */
   pollMs?: number;
-  /** How long to wait for another owner before giving up. Default 6 h. */
+  /** The longest pause between two looks. Default 5 s. */
+  maxPollMs?: number;
+  /** The lock's deadline: how long to wait for another owner before giving up. Default 6 h. */
   waitMs?: number;
+  /** The bound of each lock command on the node; a slower one counts as a failed attempt. Default 10 s. */
+  attemptMs?: number;
+  /** How often the owner refreshes its record. Default `staleMs / 3`. */
+  heartbeatMs?: number;
   /** Called once per copy actually made (for tests and logs). */
   onCopy?: (master: string) => void;
   onProgress?: (e: ProgressEvent) => void;
@@ -69,16 +88,92 @@ export function isStale(owner: LockOwner | undefined, now: number, staleMs: numb
   return now - owner.time > staleMs;
 }
 
-async function readOwner(node: Node, lockDir: string): Promise<LockOwner | undefined> {
+/** One lock command took longer than its bound. */
+class AttemptTimeout extends Error {}
+
+/**
+ * `fn()`, or an AttemptTimeout after `ms`. The command itself may still finish later: every
+ * step of the lock is made so that a late one does no harm (see the module comment).
+ */
+async function bounded<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  const p = fn();
+  p.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
   try {
-    const o = JSON.parse((await node.readFile(path.join(lockDir, 'owner.json'))).toString('utf8'));
-    if (typeof o.host === 'string' && typeof o.pid === 'number' && typeof o.time === 'number') {
-      return o as LockOwner;
-    }
-  } catch {
-    // no owner yet (being created) or unreadable: not stale by itself
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new AttemptTimeout(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
-  return undefined;
+}
+
+function isTimeout(e: unknown): boolean {
+  return e instanceof AttemptTimeout || (e instanceof CommandError && e.timedOut);
+}
+
+/**
+ * The owner record in `lockDir`; undefined when there is none (no lock, or a lock made by an
+ * older version that has not named itself yet).
+ * @throws the node's error when the record exists but cannot be read
+ */
+async function readOwner(node: Node, lockDir: string): Promise<LockOwner | undefined> {
+  const file = path.join(lockDir, 'owner.json');
+  let text: string;
+  try {
+    text = (await node.readFile(file)).toString('utf8');
+  } catch (e) {
+    // no record (or no lock): ENOENT; the record may have appeared since, so ask only when
+    // the error says something else
+    if (/ENOENT/.test((e as Error).message) || (await node.stat(file)) === undefined) {
+      return undefined;
+    }
+    throw e;
+  }
+  let o: LockOwner;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    return undefined; // half-written by an older version: not stale by itself
+  }
+  if (typeof o.host !== 'string' || typeof o.pid !== 'number' || typeof o.time !== 'number') {
+    return undefined;
+  }
+  if (typeof o.token === 'string' && /^[\w-]{1,64}$/.test(o.token)) {
+    const beat = await node
+      .readFile(path.join(lockDir, beatName(o.token)))
+      .then((b) => Number(b.toString('utf8')))
+      .catch(() => Number.NaN);
+    if (Number.isFinite(beat) && beat > o.time) o.time = beat;
+  }
+  return o;
+}
+
+/** The file an owner beats into. */
+function beatName(token: string): string {
+  return `beat-${token}`;
+}
+
+function describeOwner(o: LockOwner | undefined): string {
+  if (!o) return 'an unknown owner (no owner record)';
+  return (
+    `pid ${o.pid} on ${o.host} (owner record: last heartbeat ` +
+    `${new Date(o.time).toISOString()}, token ${o.token})`
+  );
+}
+
+/** What a bounded lock command gives when it got no answer in time. */
+const TIMED_OUT = Symbol('timed out');
+
+/** The heartbeat of a held lock. */
+interface Heartbeat {
+  /** Stops it, and waits for a beat under way. */
+  stop(): Promise<void>;
+  /** Aborted when the lock was found taken over. */
+  readonly lost: AbortSignal;
 }
 
 /** Copies masters from the repository into the datastore, once per image. */
@@ -86,7 +181,10 @@ export class MasterCache {
   private readonly inflight = new Map<string, Promise<ImageRef>>();
   private readonly staleMs: number;
   private readonly pollMs: number;
+  private readonly maxPollMs: number;
   private readonly waitMs: number;
+  private readonly attemptMs: number;
+  private readonly heartbeatMs: number;
 
   constructor(
     private readonly qemu: QemuImg,
@@ -94,7 +192,10 @@ export class MasterCache {
   ) {
     this.staleMs = opts.staleMs ?? 10 * 60_000;
     this.pollMs = opts.pollMs ?? 200;
+    this.maxPollMs = Math.max(this.pollMs, opts.maxPollMs ?? 5_000);
     this.waitMs = opts.waitMs ?? 6 * 3600_000;
+    this.attemptMs = opts.attemptMs ?? 10_000;
+    this.heartbeatMs = opts.heartbeatMs ?? Math.max(1000, this.staleMs / 3);
   }
 
   /** The lock directory of a master. */
@@ -105,40 +206,44 @@ export class MasterCache {
   /**
    * The master of `req.image` in the datastore, copied from the repository when missing.
    * @throws StorageError when the repository lacks the image, the copy fails its checks, the
-   *   space is short, or another owner holds the lock longer than `waitMs`
+   *   space is short, or another owner holds the lock past the deadline (`waitMs`)
    */
   ensure(req: MasterRequest): Promise<ImageRef> {
     const master = masterPath(req.datastore, req.image, req.format ?? 'qcow2');
     let p = this.inflight.get(master);
     if (!p) {
-      p = this.ensureLocked(req, master).finally(() => this.inflight.delete(master));
+      p = this.ensureLocked(req, master, Date.now() + this.waitMs).finally(() =>
+        this.inflight.delete(master),
+      );
       this.inflight.set(master, p);
     }
     return p;
   }
 
-  private async ensureLocked(req: MasterRequest, master: string): Promise<ImageRef> {
+  private async ensureLocked(
+    req: MasterRequest,
+    master: string,
+    deadline: number,
+  ): Promise<ImageRef> {
     const ref: ImageRef = { path: master, format: req.format ?? 'qcow2' };
-    if (await this.node.stat(master)) return ref;
     const lockDir = MasterCache.lockDirOf(master);
-    const owner = await this.acquire(lockDir, master);
-    if (!owner) return ref; // another owner made it meanwhile
-    const beat = setInterval(
-      () => {
-        owner.time = Date.now();
-        void this.node
-          .writeFileAtomic(path.join(lockDir, 'owner.json'), JSON.stringify(owner))
-          .catch(() => {});
-      },
-      Math.max(1000, this.staleMs / 3),
-    );
-    try {
+    for (;;) {
       if (await this.node.stat(master)) return ref;
-      await this.copy(req, ref);
-      return ref;
-    } finally {
-      clearInterval(beat);
-      await this.release(lockDir, owner);
+      const owner = await this.acquire(lockDir, master, deadline);
+      if (!owner) return ref; // another owner made it meanwhile
+      const beat = this.heartbeat(lockDir, owner);
+      try {
+        if (await this.node.stat(master)) return ref;
+        await this.copy(req, ref, beat.lost);
+        return ref;
+      } catch (e) {
+        // Taken over while copying (our heartbeat was late): the new owner copies; wait for
+        // it. Or another owner's checked copy took the name first: that is the master.
+        if (!beat.lost.aborted && !(e instanceof TargetAppearedError)) throw e;
+      } finally {
+        await beat.stop();
+        await this.release(lockDir, owner);
+      }
     }
   }
 
@@ -146,46 +251,180 @@ export class MasterCache {
     return this.qemu.node;
   }
 
-  /** Takes the lock; undefined when the master appeared while waiting. */
-  private async acquire(lockDir: string, master: string): Promise<LockOwner | undefined> {
-    const deadline = Date.now() + this.waitMs;
-    for (;;) {
-      const r = await this.node.run(['mkdir', '--', lockDir], { reject: false, timeoutMs: 30_000 });
-      if (r.exitCode === 0) {
-        const owner: LockOwner = {
-          host: os.hostname(),
-          pid: process.pid,
-          time: Date.now(),
-          token: randomBytes(8).toString('hex'),
-        };
-        await this.node.writeFileAtomic(path.join(lockDir, 'owner.json'), JSON.stringify(owner));
-        return owner;
+  /**
+   * Takes the lock; undefined when the master appeared while waiting.
+   * @throws StorageError naming the lock and its owner record at the deadline
+   */
+  private async acquire(
+    lockDir: string,
+    master: string,
+    deadline: number,
+  ): Promise<LockOwner | undefined> {
+    const owner: LockOwner = {
+      host: os.hostname(),
+      pid: process.pid,
+      time: Date.now(),
+      token: randomBytes(8).toString('hex'),
+    };
+    // The lock is made whole under a name of its own, then renamed onto the lock's name.
+    const fresh = `${lockDir}.new-${owner.token}`;
+    let pause = this.pollMs;
+    let timeouts = 0;
+    let failures = 0;
+    let current: LockOwner | undefined;
+    const attempt = async <T>(fn: () => Promise<T>): Promise<T | typeof TIMED_OUT> => {
+      try {
+        return await bounded(this.attemptMs, fn);
+      } catch (e) {
+        if (!isTimeout(e)) throw e;
+        timeouts++;
+        return TIMED_OUT;
       }
-      if (!/exists/i.test(r.stderr)) {
-        throw new StorageError(lockDir, `cannot create lock: ${r.stderr.trim()}`);
+    };
+    let won = false;
+    try {
+      let made = false;
+      for (;;) {
+        if (!made) {
+          const r = await attempt(async () => {
+            await this.node.mkdir(fresh).catch(async (e: unknown) => {
+              // a late answer of an earlier attempt made it already
+              if ((await this.node.stat(fresh))?.type !== 'directory') throw e;
+            });
+            owner.time = Date.now();
+            await this.node.writeFileAtomic(path.join(fresh, 'owner.json'), JSON.stringify(owner));
+          }).catch((e: unknown) => {
+            throw new StorageError(lockDir, `cannot create the lock: ${(e as Error).message}`, {
+              cause: e,
+              hint: `check that ${path.dirname(lockDir)} exists and is writable`,
+            });
+          });
+          made = r !== TIMED_OUT;
+        }
+        let refused = false;
+        if (made) {
+          // Fails when a lock exists (or when the answer does not come in time).
+          const r = await attempt(() =>
+            this.node.rename(fresh, lockDir, { noReplace: true }).then(
+              () => true,
+              () => false,
+            ),
+          );
+          if (r === true) {
+            won = true;
+            return owner;
+          }
+          refused = r === false;
+        }
+        const look = await attempt(() => readOwner(this.node, lockDir));
+        if (look !== TIMED_OUT) {
+          if (look?.token === owner.token) {
+            won = true; // an attempt whose answer was lost did take it
+            return owner;
+          }
+          current = look;
+        }
+        const m = await attempt(() => this.node.stat(master));
+        if (m !== TIMED_OUT && m !== undefined) return undefined;
+        const lockSt =
+          look === TIMED_OUT ? TIMED_OUT : await attempt(() => this.node.stat(lockDir));
+        if (lockSt === undefined && refused) {
+          // No lock, yet our rename failed: the lock was released meanwhile (try again at
+          // once), or the directory refuses it (then it keeps failing).
+          if (++failures >= 5) {
+            throw new StorageError(lockDir, `cannot create the lock: renaming ${fresh} fails`, {
+              hint: `check that ${path.dirname(lockDir)} exists and is writable`,
+            });
+          }
+          continue;
+        }
+        failures = 0;
+        if (look !== TIMED_OUT && lockSt !== TIMED_OUT && lockSt !== undefined) {
+          const stale =
+            look === undefined
+              ? this.ownerless(lockSt.mtime)
+              : isStale(look, Date.now(), this.staleMs);
+          if (stale) {
+            await this.takeOver(lockDir, look?.token).catch((e: unknown) => {
+              if (!isTimeout(e)) throw e;
+            });
+            continue;
+          }
+        }
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          const slow =
+            timeouts > 0
+              ? `; ${timeouts} lock commands got no answer within ${this.attemptMs} ms`
+              : '';
+          throw new StorageError(
+            master,
+            `waited ${this.waitMs} ms for the lock ${lockDir} held by ${describeOwner(current)}${slow}`,
+            { hint: `if that process is gone, remove the lock directory ${lockDir}` },
+          );
+        }
+        // back off, with jitter so that waiters do not knock in step
+        await sleep(Math.min(left, pause / 2 + Math.random() * (pause / 2)));
+        pause = Math.min(pause * 2, this.maxPollMs);
       }
-      if (await this.node.stat(master)) return undefined;
-      const current = await readOwner(this.node, lockDir);
-      if (current ? isStale(current, Date.now(), this.staleMs) : await this.ownerless(lockDir)) {
-        await this.takeOver(lockDir, current?.token);
-        continue;
+    } finally {
+      if (!won) {
+        await this.node.remove(fresh, { recursive: true }).catch(() => {});
+        // A rename that answered after we gave up: that lock is ours, give it back.
+        await this.release(lockDir, owner).catch(() => {});
       }
-      if (Date.now() > deadline) {
-        throw new StorageError(
-          master,
-          `waited ${this.waitMs} ms for the lock ${lockDir} held by ` +
-            `${current ? `pid ${current.pid} on ${current.host}` : 'an unknown owner'}`,
-          { hint: 'if that process is gone, remove the lock directory' },
-        );
-      }
-      await sleep(this.pollMs);
     }
   }
 
-  /** A lock directory without an owner file for `staleMs`: its maker died before writing it. */
-  private async ownerless(lockDir: string): Promise<boolean> {
-    const st = await this.node.stat(lockDir);
-    return st !== undefined && Date.now() - st.mtime.getTime() > this.staleMs;
+  /** A lock directory without an owner record for `staleMs`: its maker died before naming it. */
+  private ownerless(mtime: Date): boolean {
+    return Date.now() - mtime.getTime() > this.staleMs;
+  }
+
+  /**
+   * Beats every `heartbeatMs` (into `beat-<token>`; `owner.json` is never rewritten), each time
+   * only after reading that the lock still holds our token; stops for good when it does not.
+   */
+  private heartbeat(lockDir: string, owner: LockOwner): Heartbeat {
+    const lost = new AbortController();
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<void> = Promise.resolve();
+    const beat = async (): Promise<void> => {
+      try {
+        const current = await bounded(this.attemptMs, () => readOwner(this.node, lockDir));
+        if (stopped) return;
+        if (current?.token !== owner.token) {
+          stopped = true;
+          lost.abort(
+            new StorageError(lockDir, `the lock was taken over by ${describeOwner(current)}`),
+          );
+          return;
+        }
+        owner.time = Date.now();
+        await bounded(this.attemptMs, () =>
+          this.node.writeFileAtomic(path.join(lockDir, beatName(owner.token)), String(owner.time)),
+        );
+      } catch {
+        // a missed beat: the next one tries again
+      }
+    };
+    const schedule = (): void => {
+      timer = setTimeout(() => {
+        running = beat().finally(() => {
+          if (!stopped) schedule();
+        });
+      }, this.heartbeatMs);
+    };
+    schedule();
+    return {
+      lost: lost.signal,
+      stop: async () => {
+        stopped = true;
+        clearTimeout(timer);
+        await running;
+      },
+    };
   }
 
   /**
@@ -194,33 +433,56 @@ export class MasterCache {
    */
   private async takeOver(lockDir: string, staleToken: string | undefined): Promise<void> {
     const aside = `${lockDir}.stale-${randomBytes(6).toString('hex')}`;
-    const r = await this.node.run(['mv', '-T', '--', lockDir, aside], {
-      reject: false,
-      timeoutMs: 30_000,
-    });
-    if (r.exitCode !== 0) return; // someone else took it over
-    const moved = await readOwner(this.node, aside);
+    try {
+      await bounded(this.attemptMs, () => this.node.rename(lockDir, aside, { noReplace: true }));
+    } catch (e) {
+      if (isTimeout(e)) throw e;
+      return; // someone else took it over
+    }
+    const moved = await readOwner(this.node, aside).catch(() => undefined);
     if (moved?.token !== staleToken) {
       // A fresh lock was made between our look and our rename: give it back.
-      await this.node.run(['mv', '-T', '--', aside, lockDir], { reject: false, timeoutMs: 30_000 });
+      await this.node.rename(aside, lockDir, { noReplace: true }).catch(() => {});
+      await this.node.remove(aside, { recursive: true }).catch(() => {});
       return;
     }
     await this.node.remove(aside, { recursive: true });
     const dir = path.dirname(lockDir);
-    const prefix = `${path.basename(lockDir).replace(/\.lock$/, '')}.tmp-`;
+    const base = path.basename(lockDir);
+    const prefix = `${base.replace(/\.lock$/, '')}.tmp-`;
     for (const e of await this.node.list(dir)) {
-      if (e.type === 'file' && e.name.startsWith(prefix))
+      if (e.type === 'file' && e.name.startsWith(prefix)) {
         await this.node.remove(path.join(dir, e.name));
+      } else if (e.type === 'directory' && e.name.startsWith(`${base}.stale-`)) {
+        // an earlier taker's rename that answered too late
+        await this.node.remove(path.join(dir, e.name), { recursive: true });
+      }
     }
   }
 
+  /**
+   * Removes the lock if it is still ours: checked, then moved aside (atomic) and checked
+   * again, so a lock taken over meanwhile is put back, never removed.
+   */
   private async release(lockDir: string, owner: LockOwner): Promise<void> {
-    const current = await readOwner(this.node, lockDir);
-    if (current && current.token !== owner.token) return; // taken over: not ours any more
-    await this.node.remove(lockDir, { recursive: true }).catch(() => {});
+    const current = await readOwner(this.node, lockDir).catch(() => undefined);
+    if (current?.token !== owner.token) return; // not ours (any more): never touched
+    const aside = `${lockDir}.released-${owner.token}`;
+    try {
+      await bounded(this.attemptMs, () => this.node.rename(lockDir, aside, { noReplace: true }));
+    } catch {
+      return;
+    }
+    const moved = await readOwner(this.node, aside).catch(() => undefined);
+    if (moved?.token !== owner.token) {
+      await this.node.rename(aside, lockDir, { noReplace: true }).catch(() => {});
+      await this.node.remove(aside, { recursive: true }).catch(() => {});
+      return;
+    }
+    await this.node.remove(aside, { recursive: true }).catch(() => {});
   }
 
-  private async copy(req: MasterRequest, master: ImageRef): Promise<void> {
+  private async copy(req: MasterRequest, master: ImageRef, lost: AbortSignal): Promise<void> {
     const found = await findInRepository(this.node, req.repository, req.image);
     if (!found) {
       throw new StorageError(
@@ -231,7 +493,7 @@ export class MasterCache {
     const q = this.qemu.allowing(path.dirname(found.entry.path));
     const src = await q.info(found.entry);
     this.opts.onCopy?.(master.path);
-    const disk = await new CopyMode().prepare(q, {
+    const disk = await new CopyMode({ signal: lost }).prepare(q, {
       source: found.entry,
       target: master,
       ...(this.opts.onProgress ? { onProgress: this.opts.onProgress } : {}),

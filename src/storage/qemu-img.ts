@@ -2,7 +2,11 @@
  * qemu-img on a node, done right: every call names the format (`-f`, and `-F` for a backing
  * file) so qemu-img never probes an untrusted image; JSON output only; a backing chain is
  * walked one image at a time and every backing file must resolve (symlinks followed) into an
- * allowed directory before qemu-img is let near it; VMDK extents are checked likewise.
+ * allowed directory before qemu-img is let near it; VMDK extents are checked likewise. Then
+ * qemu-img is given the checked chain itself ({@link chainSpec}: a `json:` description naming
+ * each checked file and its format), so it never follows a name recorded in an image: a
+ * symlink swapped after the check is never opened. A source is checked for damage
+ * ({@link QemuImg.verifySource}) before it is copied or converted.
  */
 import * as path from 'node:path';
 import { CommandError } from '../errors.js';
@@ -31,6 +35,8 @@ export interface ImageInfo {
   dirty: boolean;
   /** Internal snapshots. */
   snapshots: SnapshotInfo[];
+  /** The real path of a qcow2 external data file, once checked ({@link QemuImg.info}). */
+  checkedDataFile?: string | undefined;
   /** The parsed JSON as qemu-img wrote it. */
   raw: Record<string, unknown>;
 }
@@ -50,6 +56,8 @@ export interface CheckResult {
   corruptions: number;
   leaks: number;
   checkErrors: number;
+  /** Where qemu-img says the image's data ends (qcow2, qed), when it says so. */
+  imageEndOffset?: number | undefined;
   raw: Record<string, unknown>;
 }
 
@@ -169,7 +177,15 @@ export function parseCheckJson(text: string, file: string): CheckResult {
   const corruptions = num(o.corruptions);
   const leaks = num(o.leaks);
   const checkErrors = num(o['check-errors']);
-  return { ok: corruptions === 0 && checkErrors === 0, corruptions, leaks, checkErrors, raw: o };
+  const end = o['image-end-offset'];
+  return {
+    ok: corruptions === 0 && checkErrors === 0,
+    corruptions,
+    leaks,
+    checkErrors,
+    imageEndOffset: typeof end === 'number' ? end : undefined,
+    raw: o,
+  };
 }
 
 /**
@@ -191,6 +207,45 @@ export function dataFileOf(info: ImageInfo): string | undefined {
   const fs = info.raw['format-specific'] as { data?: Record<string, unknown> } | undefined;
   const v = fs?.data?.['data-file'];
   return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * The `json:` pseudo-filename of a checked chain, top first: each image is opened by the path
+ * in `chain` (the real path the policy checked, for every backing file) with its format, and
+ * the last one gets `"backing": null`. qemu then never opens a backing file (or a qcow2 data
+ * file) by the name recorded in an image, and never probes a format.
+ */
+export function chainSpec(
+  chain: readonly Pick<ImageInfo, 'path' | 'format' | 'checkedDataFile'>[],
+): string {
+  const at = (i: number): Record<string, unknown> => {
+    const img = chain[i];
+    if (!img) throw new RangeError('chainSpec: empty chain');
+    return {
+      driver: img.format,
+      file: { driver: 'file', filename: img.path },
+      ...(img.checkedDataFile === undefined
+        ? {}
+        : { 'data-file': { driver: 'file', filename: img.checkedDataFile } }),
+      backing: i + 1 < chain.length ? at(i + 1) : null,
+    };
+  };
+  return `json:${JSON.stringify(at(0))}`;
+}
+
+/** Formats whose damage `qemu-img check` finds. */
+const CHECKABLE: readonly ImageFormat[] = ['qcow2', 'qed', 'vmdk', 'vdi', 'vhdx'];
+
+/**
+ * The bytes a VDI image's header says its file holds (data offset + allocated blocks), or
+ * undefined when `head` is no VDI header. `qemu-img check` does not notice a truncated VDI.
+ */
+export function vdiDeclaredBytes(head: Buffer): number | undefined {
+  if (head.length < 0x188 || head.readUInt32LE(0x40) !== 0xbeda107f) return undefined;
+  const offsetData = head.readUInt32LE(0x158);
+  const blockSize = head.readUInt32LE(0x178);
+  const allocated = head.readUInt32LE(0x184);
+  return offsetData + allocated * blockSize;
 }
 
 function optionString(options: Record<string, string> | undefined): string[] {
@@ -217,6 +272,13 @@ function firstLines(text: string): string {
     .replace(/^qemu-img:\s*/, '');
 }
 
+/** qemu-img's messages with each `json:` argument replaced by the image's name. */
+function withoutSpecs(text: string, argv: readonly string[], file: string): string {
+  let t = text;
+  for (const a of argv) if (a.startsWith('json:')) t = t.replaceAll(a, file);
+  return t;
+}
+
 function isUnder(file: string, dir: string): boolean {
   const rel = path.relative(dir, file);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
@@ -241,9 +303,8 @@ export class QemuImg {
       return await this.node.run([QEMU_IMG, ...argv], { timeoutMs });
     } catch (e) {
       if (e instanceof CommandError && e.code === 'COMMAND_FAILED') {
-        throw new StorageError(file, `qemu-img ${argv[0]} failed: ${firstLines(e.stderr)}`, {
-          cause: e,
-        });
+        const said = firstLines(withoutSpecs(e.stderr, argv, file));
+        throw new StorageError(file, `qemu-img ${argv[0]} failed: ${said}`, { cause: e });
       }
       throw e;
     }
@@ -352,16 +413,18 @@ export class QemuImg {
     // A qcow2 external data file holds the guest's data: a hostile one names a host file.
     const dataFile = dataFileOf(info);
     if (dataFile !== undefined) {
-      await this.checkBacking(ref.path, dataFile, true).catch((e: unknown) => {
-        if (e instanceof BackingFileRefusedError) {
-          throw new BackingFileRefusedError(
-            ref.path,
-            e.message.replace(`${ref.path}: backing file`, 'external data file'),
-            { hint: e.hint },
-          );
-        }
-        throw e;
-      });
+      info.checkedDataFile = await this.checkBacking(ref.path, dataFile, true).catch(
+        (e: unknown) => {
+          if (e instanceof BackingFileRefusedError) {
+            throw new BackingFileRefusedError(
+              ref.path,
+              e.message.replace(`${ref.path}: backing file`, 'external data file'),
+              { hint: e.hint },
+            );
+          }
+          throw e;
+        },
+      );
     }
     return info;
   }
@@ -418,8 +481,9 @@ export class QemuImg {
    * `onProgress` events. The output is sparse unless `sparse: false`.
    */
   async convert(src: ImageRef, dst: ImageRef, opts: ConvertOptions = {}): Promise<void> {
-    await this.infoChain(src);
-    const argv = ['convert', '-p', '-f', src.format, '-O', dst.format];
+    const chain = await this.infoChain(src);
+    await this.verifySource(chain);
+    const argv = ['convert', '-p', '-O', dst.format];
     if (opts.sparse === false) argv.push('-S', '0');
     if (opts.coroutines !== undefined) {
       if (!Number.isInteger(opts.coroutines) || opts.coroutines < 1 || opts.coroutines > 16) {
@@ -428,7 +492,7 @@ export class QemuImg {
       argv.push('-m', String(opts.coroutines));
     }
     if (opts.outOfOrder) argv.push('-W');
-    argv.push(...optionString(opts.options), src.path, dst.path);
+    argv.push(...optionString(opts.options), chainSpec(chain), dst.path);
     let last = -1;
     const onChunk = (chunk: Buffer): void => {
       for (const p of parseProgress(chunk.toString('latin1'))) {
@@ -448,7 +512,7 @@ export class QemuImg {
       if (e instanceof CommandError && e.code === 'COMMAND_FAILED') {
         throw new StorageError(
           src.path,
-          `qemu-img convert to ${dst.path} failed: ${firstLines(e.stderr)}`,
+          `qemu-img convert to ${dst.path} failed: ${firstLines(withoutSpecs(e.stderr, argv, src.path))}`,
           { cause: e },
         );
       }
@@ -458,28 +522,31 @@ export class QemuImg {
 
   /**
    * `qemu-img create`: an overlay always with `-b` and `-F` (the backing file's chain is
-   * checked first), or a new image of `sizeBytes`.
+   * checked first; qemu-img does not open it: `-u` with the checked virtual size), or a new
+   * image of `sizeBytes`.
    */
   async create(target: ImageRef, opts: CreateOptions): Promise<void> {
     const argv = ['create', '-q', '-f', target.format];
+    let size = opts.sizeBytes;
     if (opts.backing) {
       const b = opts.backing;
       if (!path.isAbsolute(b.path))
         throw new StorageError(b.path, 'backing file must be an absolute path');
-      await this.infoChain(b);
-      argv.push('-b', b.path, '-F', b.format);
-    } else if (opts.sizeBytes === undefined) {
+      const chain = await this.infoChain(b);
+      size ??= chain[0]?.virtualBytes;
+      argv.push('-u', '-b', b.path, '-F', b.format);
+    } else if (size === undefined) {
       throw new StorageError(target.path, 'create: give a size or a backing file');
     }
     argv.push(...optionString(opts.options), target.path);
-    if (opts.sizeBytes !== undefined) argv.push(String(opts.sizeBytes));
+    if (size !== undefined) argv.push(String(size));
     await this.run(argv, target.path);
   }
 
   /** `qemu-img commit`: writes an overlay into its backing file. */
   async commit(ref: ImageRef): Promise<void> {
-    await this.infoChain(ref);
-    await this.run(['commit', '-q', '-f', ref.format, ref.path], ref.path, LONG_TIMEOUT_MS);
+    const chain = await this.infoChain(ref);
+    await this.run(['commit', '-q', chainSpec(chain)], ref.path, LONG_TIMEOUT_MS);
   }
 
   /**
@@ -487,29 +554,72 @@ export class QemuImg {
    * of the old chain is merged in). `unsafe` only rewrites the header.
    */
   async rebase(ref: ImageRef, backing: ImageRef | undefined, unsafe = false): Promise<void> {
-    await this.infoChain(ref);
-    const argv = ['rebase', '-f', ref.format];
+    const chain = await this.infoChain(ref);
+    const argv = ['rebase'];
     if (unsafe) argv.push('-u');
     if (backing) {
       await this.infoChain(backing);
       argv.push('-b', backing.path, '-F', backing.format);
     } else argv.push('-b', '');
-    argv.push(ref.path);
+    argv.push(chainSpec(unsafe ? chain.slice(0, 1) : chain));
     await this.run(argv, ref.path, LONG_TIMEOUT_MS);
   }
 
-  /** `qemu-img check --output=json`: corruption is a result, not an exception. */
-  async check(ref: ImageRef): Promise<CheckResult> {
+  /**
+   * `qemu-img check --output=json` of this one image (its backing file is not opened):
+   * corruption is a result, not an exception.
+   */
+  async check(ref: ImageRef & Pick<ImageInfo, 'checkedDataFile'>): Promise<CheckResult> {
     if (ref.format === 'vmdk') await readVmdk(this.node, ref.path);
-    const argv = [QEMU_IMG, 'check', '--output=json', '-f', ref.format, ref.path];
+    const argv = [QEMU_IMG, 'check', '--output=json', chainSpec([ref])];
     const r = await this.node.run(argv, { reject: false, timeoutMs: LONG_TIMEOUT_MS });
     if (r.exitCode === 0 || r.exitCode === 2 || r.exitCode === 3) {
       if (r.stdout.trim() !== '') return parseCheckJson(r.stdout, ref.path);
     }
     throw new StorageError(
       ref.path,
-      `damaged or unreadable: qemu-img check failed: ${firstLines(r.stderr) || `exit ${r.exitCode}`}`,
+      `damaged or unreadable: qemu-img check failed: ${firstLines(withoutSpecs(r.stderr, argv, ref.path)) || `exit ${r.exitCode}`}`,
     );
+  }
+
+  /**
+   * Refuses a damaged source before it is copied or converted: each image of a checked chain
+   * goes through `qemu-img check` where its format has one (leaks are tolerated: a qcow2 or
+   * QED cut short shows as corruptions, clusters past the end of the file), and a VDI file
+   * must be as long as its header says (`qemu-img check` does not look). Raw images declare
+   * no size; VMDK extents were checked against their descriptor by {@link info}; a truncated
+   * VHD or VHDX does not open at all. (qemu-img's "image end offset" is no measure: a fresh
+   * qcow2 reports one past its file's end.)
+   * @throws StorageError naming the image and what is wrong
+   */
+  async verifySource(chain: readonly ImageInfo[]): Promise<void> {
+    for (const img of chain) {
+      const problems: string[] = [];
+      if (CHECKABLE.includes(img.format)) {
+        const c = await this.check(img);
+        if (c.corruptions > 0) problems.push(`qemu-img check found ${c.corruptions} corruptions`);
+        if (c.checkErrors > 0) problems.push(`qemu-img check found ${c.checkErrors} check errors`);
+      }
+      if (img.format === 'vdi') {
+        const declared = vdiDeclaredBytes(await this.node.readFileRange(img.path, 0, 512));
+        const length = await this.fileLength(img.path);
+        if (declared !== undefined && declared > length) {
+          problems.push(`header declares ${declared} bytes, file length ${length}`);
+        }
+      }
+      if (problems.length > 0) {
+        throw new StorageError(img.path, `damaged ${img.format} image: ${problems.join(' / ')}`, {
+          hint: 'get the image again (a copy may have been cut short); v2v-load does not copy a damaged image',
+        });
+      }
+    }
+  }
+
+  /** The length of a file, through a final symlink (the top image may be one). */
+  private async fileLength(file: string): Promise<number> {
+    const st = await this.node.stat(file);
+    if (st?.type !== 'symlink') return st?.size ?? 0;
+    return Number((await this.node.run(['stat', '-L', '-c', '%s', '--', file])).stdout.trim());
   }
 
   /** `qemu-img resize`; shrinking needs `shrink`. */
@@ -550,16 +660,14 @@ export class QemuImg {
     targetFormat: ImageFormat,
     options?: Record<string, string>,
   ): Promise<MeasureResult> {
-    await this.infoChain(src);
+    const chain = await this.infoChain(src);
     const argv = [
       'measure',
       '--output=json',
-      '-f',
-      src.format,
       '-O',
       targetFormat,
       ...optionString(options),
-      src.path,
+      chainSpec(chain),
     ];
     return parseMeasureJson((await this.run(argv, src.path)).stdout, src.path);
   }

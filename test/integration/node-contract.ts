@@ -176,6 +176,58 @@ export function nodeContract(kind: string, getNode: () => Promise<Node>): void {
       expect(await node.stat(path.join(dir, 'files'))).toBeUndefined();
     });
 
+    it('renames with noReplace: never over an existing file or directory; one racer wins', async () => {
+      const base = path.join(dir, 'noreplace');
+      await fs.mkdir(base);
+      const at = (n: string) => path.join(base, n);
+      await fs.writeFile(at('out.tmp'), 'ours');
+      await fs.writeFile(at('out.qcow2'), 'theirs');
+      const err = await node
+        .rename(at('out.tmp'), at('out.qcow2'), { noReplace: true })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NodeFileError);
+      expect((err as Error).message).toContain(`${at('out.tmp')} -> ${at('out.qcow2')}`);
+      expect((err as Error).message).toContain('EEXIST');
+      // both untouched
+      expect(await fs.readFile(at('out.qcow2'), 'utf8')).toBe('theirs');
+      expect(await fs.readFile(at('out.tmp'), 'utf8')).toBe('ours');
+      // an empty directory is not replaced either (rename(2) would replace it)
+      await fs.mkdir(at('empty-dir'));
+      await fs.mkdir(at('dir.tmp'));
+      await fs.writeFile(path.join(at('dir.tmp'), 'owner.json'), '{}');
+      await expect(
+        node.rename(at('dir.tmp'), at('empty-dir'), { noReplace: true }),
+      ).rejects.toThrow(/EEXIST/);
+      expect(await fs.readdir(at('empty-dir'))).toEqual([]);
+      // a free name: renamed, the old name gone; directories too
+      await node.rename(at('out.tmp'), at('free.qcow2'), { noReplace: true });
+      await node.rename(at('dir.tmp'), at('free-dir'), { noReplace: true });
+      expect((await fs.readdir(base)).sort()).toEqual([
+        'empty-dir',
+        'free-dir',
+        'free.qcow2',
+        'out.qcow2',
+      ]);
+      expect(await fs.readFile(at('free.qcow2'), 'utf8')).toBe('ours');
+      expect(await fs.readdir(at('free-dir'))).toEqual(['owner.json']);
+      // ten renames onto one free name at once: exactly one wins, the others keep their file
+      for (let i = 0; i < 10; i++) await fs.writeFile(at(`racer-${i}`), `racer ${i}`);
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          node.rename(at(`racer-${i}`), at('race.qcow2'), { noReplace: true }),
+        ),
+      );
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      expect(won).toHaveLength(1);
+      expect(await fs.readFile(at('race.qcow2'), 'utf8')).toBe(`racer ${won[0]}`);
+      const left = (await fs.readdir(base)).filter((n) => n.startsWith('racer-')).sort();
+      expect(left).toEqual(
+        Array.from({ length: 10 }, (_, i) => `racer-${i}`)
+          .filter((_, i) => i !== won[0])
+          .sort(),
+      );
+    });
+
     it('reads a byte range, short at the end of the file, through a symlink', async () => {
       const f = path.join(dir, 'range.bin');
       const data = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 256));

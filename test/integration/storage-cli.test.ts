@@ -2,6 +2,7 @@
  * `v2v-load image info|copy|cow|find` with the real qemu-img, on this machine and with
  * `--host` over the test sshd.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -174,5 +175,57 @@ describe.each(NODE_KINDS)('v2v-load image on the %s node', (kind) => {
     ]);
     expect(allowed.status).toBe(0);
     expect(JSON.parse(allowed.stdout).chain[1]).toMatchObject({ path: c.file, format: 'raw' });
+  });
+
+  it('copy refuses a truncated qcow2: exit 1, the file and the damage named, no output', async () => {
+    const cut = at('cut.qcow2');
+    await randomRaw(at('cut-data.raw'), 4);
+    await qemuImg(['convert', '-f', 'raw', '-O', 'qcow2', at('cut-data.raw'), cut]);
+    await fs.truncate(cut, MiB);
+    const before = await names(root);
+    const r = await cli(['image', 'copy', cut, at('cut-out.raw'), '--format', 'raw', ...nodeArgs]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(`${cut}: damaged qcow2 image: qemu-img check found [1-9]\\d* corruptions`),
+    );
+    expect(r.stdout).toBe('');
+    expect(await names(root)).toEqual(before);
+  });
+
+  it('copy refuses random bytes named .vmdk unless --source-format says raw', async () => {
+    const garbage = at('garbage.vmdk');
+    await fs.writeFile(garbage, randomBytes(100 * 1024));
+    const before = await names(root);
+    const r = await cli(['image', 'copy', garbage, at('garbage.qcow2'), ...nodeArgs]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(
+      `${garbage}: the name says vmdk but the content is not a VMDK (no KDMV magic, no ` +
+        'descriptor); give --source-format raw if it really is raw',
+    );
+    expect(await names(root)).toEqual(before);
+    const info = await cli(['image', 'info', garbage, ...nodeArgs]);
+    expect(info.status).toBe(1);
+    expect(info.stderr).toContain(`${garbage}: the name says vmdk but the content is not a VMDK`);
+    // a qcow2 named .raw: both formats named
+    await fs.copyFile(at('base-v1.qcow2'), at('posing.raw'));
+    const posing = await cli(['image', 'info', at('posing.raw'), ...nodeArgs]);
+    expect(posing.stderr).toContain(
+      `${at('posing.raw')}: the name says raw but the content is a qcow2 image (QFI\\xfb magic); ` +
+        'give --source-format qcow2 if it really is qcow2',
+    );
+    // stated: copied as what the user says
+    const ok = await cli([
+      'image',
+      'copy',
+      garbage,
+      at('garbage.qcow2'),
+      '--source-format',
+      'raw',
+      '--json',
+      ...nodeArgs,
+    ]);
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    expect(await sameData(garbage, 'raw', at('garbage.qcow2'), 'qcow2')).toBe(true);
   });
 });

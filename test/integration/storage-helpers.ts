@@ -148,3 +148,17 @@ export async function dropBackingFormat(file: string): Promise<void> {
   }
   throw new Error(`${file}: no backing format extension`);
 }
+
+/**
+ * `inner` with some of its methods replaced (the others still act on `inner`): a node that
+ * is slow, or lets a test act between two steps of the code under test.
+ */
+export function wrapNode(inner: Node, over: Partial<Node>): Node {
+  return new Proxy(inner, {
+    get(target, key) {
+      if (Object.hasOwn(over, key)) return over[key as keyof Node];
+      const v = Reflect.get(target, key, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}

@@ -8,8 +8,8 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Node } from '../../src/node/node.js';
-import { NoSpaceError, StorageError } from '../../src/storage/errors.js';
+import type { Node, RenameOptions } from '../../src/node/node.js';
+import { NoSpaceError, StorageError, TargetAppearedError } from '../../src/storage/errors.js';
 import type { ImageRef } from '../../src/storage/image-format.js';
 import {
   CopyMode,
@@ -29,6 +29,7 @@ import {
   sameData,
   sha256File,
   tempDir,
+  wrapNode,
   writePattern,
 } from './storage-helpers.js';
 
@@ -202,6 +203,42 @@ describe.each(NODE_KINDS)('storage modes on the %s node', (kind) => {
       'overlay.qcow2',
       'vclv99-37_234-v23.qcow2',
     ]);
+  });
+
+  it('a target another process makes during the run is never replaced (every mode)', async () => {
+    const dir = path.join(root, 'race');
+    await fs.mkdir(dir);
+    const master: ImageRef = { path: path.join(srcDir, 'race-master.qcow2'), format: 'qcow2' };
+    await qemuImg(['convert', '-f', 'raw', '-O', 'qcow2', source.path, master.path]);
+    // The target is absent when the run begins; someone else makes it just before the output
+    // is moved onto its name.
+    let theirs = '';
+    const racy = wrapNode(node, {
+      rename: async (from: string, to: string, o?: RenameOptions) => {
+        if (path.dirname(to) === dir) await fs.writeFile(to, theirs);
+        return node.rename(from, to, o);
+      },
+    });
+    const rq = new QemuImg(racy, []);
+    const cases = [
+      ['copy', new CopyMode(), source, 'qcow2'],
+      ['flatten', new SnapshotMode('flatten'), source, 'raw'],
+      ['overlay', new SnapshotMode('overlay'), source, 'qcow2'],
+      ['cow', new CowMode(), master, 'qcow2'],
+    ] as const;
+    for (const [name, mode, src, format] of cases) {
+      const target: ImageRef = { path: path.join(dir, `${name}.${format}`), format };
+      theirs = `theirs: ${name}`;
+      const err = await runMode(mode, rq, { source: src, target }).catch((e: unknown) => e);
+      expect(err, name).toBeInstanceOf(TargetAppearedError);
+      expect((err as Error).message).toBe(
+        `${target.path}: appeared during the run (another process made it); not overwritten`,
+      );
+      expect(await fs.readFile(target.path, 'utf8')).toBe(theirs);
+    }
+    // their files only: no temporary file of ours is left
+    expect(await names(dir)).toEqual(['copy.qcow2', 'cow.qcow2', 'flatten.raw', 'overlay.qcow2']);
+    expect(await sha256File(source.path)).toBe(sourceSha);
   });
 
   it('no space: copy fails early with both numbers, nothing left behind', async () => {

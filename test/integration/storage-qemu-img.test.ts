@@ -6,8 +6,9 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Node } from '../../src/node/node.js';
+import type { Node, RunOptions } from '../../src/node/node.js';
 import { BackingFileRefusedError } from '../../src/storage/errors.js';
+import { CopyMode, runMode } from '../../src/storage/modes/index.js';
 import { QemuImg } from '../../src/storage/qemu-img.js';
 import {
   canary,
@@ -20,6 +21,7 @@ import {
   sameData,
   sha256File,
   tempDir,
+  wrapNode,
   writePattern,
 } from './storage-helpers.js';
 
@@ -247,5 +249,84 @@ describe.each(NODE_KINDS)('qemu-img layer on the %s node', (kind) => {
     await expect(q.info({ path: at('missing.qcow2'), format: 'qcow2' })).rejects.toThrow(
       `${at('missing.qcow2')}: qemu-img info failed`,
     );
+  });
+
+  it('a truncated qcow2 (clusters past the end of the file) is refused before any copy', async () => {
+    const src = at('cut.qcow2');
+    await randomRaw(at('cut-data.raw'), 4);
+    await qemuImg(['convert', '-f', 'raw', '-O', 'qcow2', at('cut-data.raw'), src]);
+    await fs.truncate(src, MiB);
+    const dst = at('cut-copy.raw');
+    const before = await names(images);
+    const err = await q
+      .convert({ path: src, format: 'qcow2' }, { path: dst, format: 'raw' })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(
+      new RegExp(`^${src}: damaged qcow2 image: qemu-img check found [1-9]\\d* corruptions$`),
+    );
+    // through the copy mode: refused, nothing written
+    await expect(
+      runMode(new CopyMode(), q, {
+        source: { path: src, format: 'qcow2' },
+        target: { path: dst, format: 'raw' },
+      }),
+    ).rejects.toThrow(`${src}: damaged qcow2 image: qemu-img check found`);
+    expect(await names(images)).toEqual(before);
+    // an intact one still converts
+    await qemuImg(['convert', '-f', 'raw', '-O', 'qcow2', at('cut-data.raw'), at('whole.qcow2')]);
+    await q.convert({ path: at('whole.qcow2'), format: 'qcow2' }, { path: dst, format: 'raw' });
+    expect(await sameData(at('cut-data.raw'), 'raw', dst, 'raw')).toBe(true);
+  });
+
+  it('a truncated VDI (qemu-img check sees nothing) is refused by its header', async () => {
+    const vdi = at('cut.vdi');
+    await qemuImg(['convert', '-f', 'raw', '-O', 'vdi', at('cut-data.raw'), vdi]);
+    const whole = (await fs.stat(vdi)).size;
+    await fs.truncate(vdi, MiB);
+    await expect(
+      q.convert({ path: vdi, format: 'vdi' }, { path: at('cut-vdi.raw'), format: 'raw' }),
+    ).rejects.toThrow(
+      `${vdi}: damaged vdi image: header declares ${whole} bytes, file length ${MiB}`,
+    );
+    await expect(fs.stat(at('cut-vdi.raw'))).rejects.toThrow();
+  });
+
+  it('qemu-img opens the checked backing file, never a symlink swapped after the check', async () => {
+    const c = await canary(root);
+    const base = at('swap-base.raw');
+    const link = at('swap-link.raw');
+    await fs.writeFile(base, Buffer.alloc(MiB, 'B'));
+    await fs.symlink('swap-base.raw', link);
+    const top = at('swap-top.qcow2');
+    await qemuImg(['create', '-q', '-f', 'qcow2', '-b', 'swap-link.raw', '-F', 'raw', top]);
+    // After the policy has checked the chain, when qemu-img is about to run, the symlink is
+    // swapped to the canary (outside the allowed directories).
+    const swapped: string[] = [];
+    const racy = wrapNode(node, {
+      run: async (argv: readonly string[], options?: RunOptions) => {
+        if (argv[0] === 'qemu-img' && (argv[1] === 'convert' || argv[1] === 'commit')) {
+          await fs.rm(link);
+          await fs.symlink(c.file, link);
+          swapped.push(argv[1]);
+        }
+        return node.run(argv, options);
+      },
+    });
+    const rq = new QemuImg(racy, [images]);
+    const out = at('swap-out.raw');
+    await rq.convert({ path: top, format: 'qcow2' }, { path: out, format: 'raw' });
+    const data = await fs.readFile(out);
+    expect(data.includes(Buffer.from('CANARY!'))).toBe(false);
+    expect(data.equals(Buffer.alloc(MiB, 'B'))).toBe(true);
+    // commit writes into the backing file: into the checked one, not the canary
+    await fs.rm(link);
+    await fs.symlink('swap-base.raw', link);
+    await writePattern(top, 'qcow2', 0, 65536, 0x43);
+    await rq.commit({ path: top, format: 'qcow2' });
+    expect(swapped).toEqual(['convert', 'commit']);
+    expect((await fs.readFile(base)).subarray(0, 65536).equals(Buffer.alloc(65536, 'C'))).toBe(
+      true,
+    );
+    expect(await sha256File(c.file)).toBe(c.sha);
   });
 });

@@ -8,7 +8,9 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Node } from '../../src/node/node.js';
+import { CommandError } from '../../src/errors.js';
+import type { Node, RunOptions } from '../../src/node/node.js';
+import type { StorageError } from '../../src/storage/errors.js';
 import { MasterCache } from '../../src/storage/master-cache.js';
 import { QemuImg } from '../../src/storage/qemu-img.js';
 import {
@@ -26,9 +28,20 @@ import {
   sameData,
   separateNodes,
   tempDir,
+  wrapNode,
 } from './storage-helpers.js';
 
 const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when `cond` holds (looked at every 20 ms), or rejects after `ms`. */
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`never happened: ${what}`);
+    await sleep(20);
+  }
+}
 
 async function deadPid(): Promise<number> {
   const child = spawn('true');
@@ -211,6 +224,155 @@ describe.each(NODE_KINDS)('repository and master cache on the %s node', (kind) =
     expect((await names(ds)).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
+  it.each([
+    ['a new owner record', true],
+    ['a lock being made (no record yet)', false],
+  ])(
+    'after a takeover (%s) the old owner neither refreshes nor removes the lock',
+    async (_, withRecord) => {
+      const image = withRecord ? 'taken-v1' : 'taken-v2';
+      await fs.copyFile(path.join(repo, 'lnx-v2.vmdk'), path.join(repo, `${image}.vmdk`));
+      const master = path.join(ds, `${image}.qcow2`);
+      const lock = MasterCache.lockDirOf(master);
+      const record = path.join(lock, 'owner.json');
+      const theirs = { host: 'other.invalid', pid: 4242, time: Date.now(), token: 'new-owner' };
+      let taken = false;
+      let looked = false;
+      let convertFailed = false;
+      let waitingAgain = false;
+      const written: string[] = [];
+      const removed: string[] = [];
+      const racy = wrapNode(node, {
+        run: async (argv: readonly string[], options?: RunOptions) => {
+          if (argv[0] === 'qemu-img' && argv[1] === 'convert' && !taken) {
+            // While we copy, another process takes the lock over (as if our heartbeat had been
+            // late); then our heartbeat has a look at it.
+            const aside = `${lock}.taken`;
+            await fs.rename(lock, aside);
+            await fs.rm(aside, { recursive: true });
+            await fs.mkdir(lock);
+            if (withRecord) await fs.writeFile(record, JSON.stringify(theirs));
+            taken = true;
+            // our heartbeat looks at the lock, sees it is not ours and stops our copy
+            await until('a heartbeat after the takeover', () => looked, 20_000).catch(() => {});
+            await until(
+              'the copy is stopped',
+              () => options?.signal?.aborted === true,
+              20_000,
+            ).catch(() => {});
+            return node.run(argv, options).catch((e: unknown) => {
+              convertFailed = true;
+              throw e;
+            });
+          }
+          if (taken && argv.includes(lock)) removed.push(argv.join(' '));
+          return node.run(argv, options);
+        },
+        readFile: async (p: string) => {
+          if (taken && p === record) looked = true;
+          return node.readFile(p);
+        },
+        writeFileAtomic: async (p: string, data: string | Uint8Array, o?: { mode?: number }) => {
+          if (taken && p === record) written.push(String(data));
+          return node.writeFileAtomic(p, data, o);
+        },
+        rename: async (from: string, to: string, o?: { noReplace?: boolean }) => {
+          if (taken && from === lock) removed.push(`rename ${from} ${to}`);
+          if (convertFailed && to === lock) waitingAgain = true;
+          return node.rename(from, to, o);
+        },
+        remove: async (p: string, o?: { recursive?: boolean }) => {
+          if (taken && p === lock) removed.push(`remove ${p}`);
+          return node.remove(p, o);
+        },
+      });
+      let copies = 0;
+      const cache = new MasterCache(new QemuImg(racy, [ds, repo]), {
+        heartbeatMs: 50,
+        pollMs: 50,
+        maxPollMs: 200,
+        staleMs: 60_000,
+        onCopy: () => copies++,
+      });
+      const done = cache.ensure({ datastore: ds, repository: repo, image });
+      // It stops its copy and waits for the new owner like anyone else.
+      await until('the old owner waits for the lock again', () => waitingAgain);
+      expect(convertFailed).toBe(true);
+      expect(written).toEqual([]);
+      expect(removed).toEqual([]);
+      // (a beat under way during the takeover may have left its own beat file: never read)
+      const ours = (n: string) => n.startsWith('beat-') && n !== 'beat-new-owner';
+      expect((await names(lock)).filter((n) => !ours(n))).toEqual(withRecord ? ['owner.json'] : []);
+      if (withRecord) expect(JSON.parse(await fs.readFile(record, 'utf8'))).toEqual(theirs);
+      // The new owner finishes: the master appears, its lock goes.
+      const part = path.join(ds, `${image}.part`);
+      await qemuImg([
+        'convert',
+        '-f',
+        'vmdk',
+        '-O',
+        'qcow2',
+        path.join(repo, `${image}.vmdk`),
+        part,
+      ]);
+      await fs.rename(part, master);
+      await fs.rm(lock, { recursive: true });
+      expect((await done).path).toBe(master);
+      expect(copies).toBe(1);
+      expect((await names(ds)).filter((n) => n.startsWith('.'))).toEqual([]);
+    },
+  );
+
+  it('a slow node costs attempts, not the wait: lock commands past their bound are retried', async () => {
+    await fs.copyFile(path.join(repo, 'lnx-v2.vmdk'), path.join(repo, 'slow-v1.vmdk'));
+    const master = path.join(ds, 'slow-v1.qcow2');
+    const lock = MasterCache.lockDirOf(master);
+    let slowed = 0;
+    const slow = wrapNode(node, {
+      // The lock command of the first two attempts answers long after the attempt's bound:
+      // a command that hangs (killed at its own timeout) or one whose answer comes late.
+      run: async (argv: readonly string[], options?: RunOptions) => {
+        if (argv.includes(lock) && slowed < 2) {
+          slowed++;
+          const ms = options?.timeoutMs ?? 60_000;
+          await sleep(ms);
+          throw new CommandError({
+            argv: [...argv],
+            node: node.name,
+            exitCode: undefined,
+            signal: 'SIGKILL',
+            stdout: '',
+            stderr: '',
+            durationMs: ms,
+            timedOut: true,
+            aborted: false,
+          });
+        }
+        return node.run(argv, options);
+      },
+      rename: async (from: string, to: string, o?: { noReplace?: boolean }) => {
+        if (to === lock && slowed < 2) {
+          slowed++;
+          await sleep(1500);
+        }
+        return node.rename(from, to, o);
+      },
+    });
+    let copies = 0;
+    const m = await new MasterCache(new QemuImg(slow, [ds, repo]), {
+      attemptMs: 300,
+      pollMs: 50,
+      onCopy: () => copies++,
+    }).ensure({ datastore: ds, repository: repo, image: 'slow-v1' });
+    expect(slowed).toBe(2);
+    expect(m.path).toBe(master);
+    expect(copies).toBe(1);
+    expect(await sameData(path.join(repo, 'slow-v1.vmdk'), 'vmdk', master, 'qcow2')).toBe(true);
+    // the late answers did no harm: no lock, no temporary lock left
+    await sleep(1600);
+    expect((await names(ds)).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
   it('a live lock of another host is waited for; an old one is taken over', async () => {
     await fs.copyFile(path.join(repo, 'lnx-v2.vmdk'), path.join(repo, 'other-v1.vmdk'));
     const lock = MasterCache.lockDirOf(path.join(ds, 'other-v1.qcow2'));
@@ -218,8 +380,16 @@ describe.each(NODE_KINDS)('repository and master cache on the %s node', (kind) =
     const owner = { host: 'other.invalid', pid: 4242, time: Date.now(), token: 'live' };
     await fs.writeFile(path.join(lock, 'owner.json'), JSON.stringify(owner));
     const req = { datastore: ds, repository: repo, image: 'other-v1' };
-    await expect(new MasterCache(q, { pollMs: 50, waitMs: 300 }).ensure(req)).rejects.toThrow(
-      `${path.join(ds, 'other-v1.qcow2')}: waited 300 ms for the lock ${lock} held by pid 4242 on other.invalid`,
+    const late = await new MasterCache(q, { pollMs: 50, waitMs: 300 })
+      .ensure(req)
+      .catch((e: unknown) => e);
+    // the lock and its owner record named
+    expect((late as Error).message).toBe(
+      `${path.join(ds, 'other-v1.qcow2')}: waited 300 ms for the lock ${lock} held by pid 4242 ` +
+        `on other.invalid (owner record: last heartbeat ${new Date(owner.time).toISOString()}, token live)`,
+    );
+    expect((late as StorageError).hint).toBe(
+      `if that process is gone, remove the lock directory ${lock}`,
     );
     expect(await names(lock)).toEqual(['owner.json']);
     await fs.writeFile(

@@ -11,6 +11,7 @@ import { StorageError } from '../../src/storage/errors.js';
 import { formatFromMagic } from '../../src/storage/image-format.js';
 import { isStale } from '../../src/storage/master-cache.js';
 import {
+  chainSpec,
   parseCheckJson,
   parseInfoChainJson,
   parseInfoJson,
@@ -101,6 +102,25 @@ describe('qemu-img check and measure JSON', () => {
   });
 });
 
+describe('the checked chain qemu-img is given', () => {
+  it('names each checked file with its format; the last image gets no backing', async () => {
+    const spec = chainSpec([
+      { path: '/images/vm 1,top.qcow2', format: 'qcow2', checkedDataFile: undefined },
+      { path: '/images/mid.qcow2', format: 'qcow2', checkedDataFile: '/images/mid.data' },
+      { path: '/repo/base "v3".vmdk', format: 'vmdk' },
+    ]);
+    expect(spec.startsWith('json:{')).toBe(true);
+    await expect(`${JSON.stringify(JSON.parse(spec.slice(5)), null, 2)}\n`).toMatchFileSnapshot(
+      path.join(GOLDEN, 'chain-spec.json'),
+    );
+    expect(JSON.parse(chainSpec([{ path: '/a.raw', format: 'raw' }]).slice(5))).toEqual({
+      driver: 'raw',
+      file: { driver: 'file', filename: '/a.raw' },
+      backing: null,
+    });
+  });
+});
+
 describe('progress and magic', () => {
   it('parses -p progress, chunks with carriage returns', () => {
     expect(parseProgress('    (0.00/100%)\r    (12.34/100%)\r    (100.00/100%)\r\n')).toEqual([
@@ -114,6 +134,9 @@ describe('progress and magic', () => {
     expect(formatFromMagic(Buffer.from('# Disk DescriptorFile\nversion=1\n'))).toBe('vmdk');
     expect(formatFromMagic(Buffer.from('conectix'))).toBe('vpc');
     expect(formatFromMagic(Buffer.alloc(512))).toBe('raw');
+    expect(formatFromMagic(Buffer.from('version=1\nCID=fffffffe\ncreateType="vmfs"\n'))).toBe(
+      'vmdk',
+    );
   });
 });
 

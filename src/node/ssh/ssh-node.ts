@@ -3,7 +3,15 @@ import { Readable } from 'node:stream';
 import type { ClientChannel, SFTPWrapper, Stats } from 'ssh2';
 import { type CommandOutcome, ConnectionLostError, NodeFileError, V2vError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
-import type { DirEntry, FileStat, FileType, Node, RunOptions, RunResult } from '../node.js';
+import type {
+  DirEntry,
+  FileStat,
+  FileType,
+  Node,
+  RenameOptions,
+  RunOptions,
+  RunResult,
+} from '../node.js';
 import { collectors, settle } from '../output.js';
 import { quoteArgv } from '../quote.js';
 import { logRunError, logRunResult } from '../run-log.js';
@@ -312,10 +320,27 @@ export class SshNode implements Node {
     });
   }
 
-  async rename(from: string, to: string): Promise<void> {
-    await this.withSftp('rename', `${from} -> ${to}`, (sftp) =>
-      cb<void>((c) => sftp.ext_openssh_rename(from, to, c)),
-    );
+  async rename(from: string, to: string, options: RenameOptions = {}): Promise<void> {
+    if (!options.noReplace) {
+      await this.withSftp('rename', `${from} -> ${to}`, (sftp) =>
+        cb<void>((c) => sftp.ext_openssh_rename(from, to, c)),
+      );
+      return;
+    }
+    // The plain SFTP v3 rename never replaces: OpenSSH's sftp-server links the new name (which
+    // fails if it exists) and unlinks the old one; posix-rename@openssh.com would replace.
+    await this.withSftp('rename', `${from} -> ${to}`, async (sftp) => {
+      try {
+        await cb<void>((c) => sftp.rename(from, to, c));
+      } catch (e) {
+        const exists = await cb<Stats>((c) => sftp.lstat(to, c)).then(
+          () => true,
+          () => false,
+        );
+        if (exists) throw Object.assign(new Error('EEXIST (the target exists)'), { code: -1 });
+        throw e;
+      }
+    });
   }
 
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { tempSibling } from '../../node/temp-name.js';
 import type { CleanupStack } from '../../run/cleanup.js';
-import { NoSpaceError, StorageError } from '../errors.js';
+import { NoSpaceError, StorageError, TargetAppearedError } from '../errors.js';
 import type { ImageRef } from '../image-format.js';
 import type { QemuImg } from '../qemu-img.js';
 
@@ -30,6 +30,24 @@ export async function checkSpace(qemu: QemuImg, source: ImageRef, target: ImageR
   const dir = path.dirname(target.path);
   const free = await qemu.freeBytes(dir);
   if (need.requiredBytes > free) throw new NoSpaceError(dir, need.requiredBytes, free);
+}
+
+/**
+ * Moves a finished output onto its final name, never over a file: the target was absent when
+ * the run began ({@link freshTemp}), and one that appeared since was made by someone else.
+ * @throws TargetAppearedError naming the target (the temporary file is left to the caller)
+ */
+export async function renameIntoPlace(qemu: QemuImg, tmp: string, target: string): Promise<void> {
+  try {
+    await qemu.node.rename(tmp, target, { noReplace: true });
+  } catch (e) {
+    if (!(await qemu.node.stat(target).catch(() => undefined))) throw e;
+    throw new TargetAppearedError(
+      target,
+      'appeared during the run (another process made it); not overwritten',
+      { cause: e, hint: 'find out what else writes there, then remove it or choose another name' },
+    );
+  }
 }
 
 /** Removes a file, ignoring every error (cleanup path). */

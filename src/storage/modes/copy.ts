@@ -4,7 +4,7 @@
  * the end. The source is only read.
  */
 import type { ConvertOptions, QemuImg } from '../qemu-img.js';
-import { checkSpace, freshTemp, tempImage } from './common.js';
+import { checkSpace, freshTemp, renameIntoPlace, tempImage } from './common.js';
 import type { PreparedDisk, StorageMode, StorageRequest } from './storage-mode.js';
 
 export class CopyMode implements StorageMode {
@@ -28,7 +28,7 @@ export class CopyMode implements StorageMode {
     return {
       work,
       finish: async () => {
-        await qemu.node.rename(tmp, req.target.path);
+        await renameIntoPlace(qemu, tmp, req.target.path);
         partial.keep();
         return req.target;
       },

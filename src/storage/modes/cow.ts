@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { StorageError } from '../errors.js';
 import type { QemuImg } from '../qemu-img.js';
-import { freshTemp, tempImage } from './common.js';
+import { freshTemp, renameIntoPlace, tempImage } from './common.js';
 import type { PreparedDisk, StorageMode, StorageRequest } from './storage-mode.js';
 
 export class CowMode implements StorageMode {
@@ -29,7 +29,7 @@ export class CowMode implements StorageMode {
     return {
       work,
       finish: async () => {
-        await qemu.node.rename(tmp, req.target.path);
+        await renameIntoPlace(qemu, tmp, req.target.path);
         partial.keep();
         return req.target;
       },

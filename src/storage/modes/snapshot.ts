@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { StorageError } from '../errors.js';
 import type { ImageRef } from '../image-format.js';
 import type { QemuImg } from '../qemu-img.js';
-import { checkSpace, freshTemp, tempImage } from './common.js';
+import { checkSpace, freshTemp, renameIntoPlace, tempImage } from './common.js';
 import type { PreparedDisk, StorageMode, StorageRequest } from './storage-mode.js';
 
 export class SnapshotMode implements StorageMode {
@@ -35,7 +35,7 @@ export class SnapshotMode implements StorageMode {
     }
     const finish = async (): Promise<ImageRef> => {
       if (this.output === 'overlay') {
-        await qemu.node.rename(overlay, req.target.path);
+        await renameIntoPlace(qemu, overlay, req.target.path);
         overlayImage.keep();
         return req.target;
       }
@@ -50,7 +50,7 @@ export class SnapshotMode implements StorageMode {
             ...(req.onProgress ? { onProgress: req.onProgress } : {}),
           },
         );
-        await qemu.node.rename(flat, req.target.path);
+        await renameIntoPlace(qemu, flat, req.target.path);
         flatImage.keep();
       } catch (e) {
         await flatImage.remove();
