@@ -3,6 +3,7 @@
  * options that returns what it found; a failure carries a hint that says what to do.
  */
 import { CommandError, CommandNotFoundError, V2vError } from '../errors.js';
+import { redactSecrets } from '../log/redact.js';
 import type { Node } from '../node/node.js';
 import { DEFAULT_LIBVIRT_URI } from '../provisioning/libvirt/virsh.js';
 
@@ -154,12 +155,12 @@ export const libvirtdCheck: Check = {
       const v = parseVirshVersion(r.stdout);
       return {
         ok: true,
-        detail: `${options.connect} answers: ${v.hypervisor ?? 'unknown hypervisor'} (${v.library ?? 'libvirt'})`,
+        detail: `${redactSecrets(options.connect)} answers: ${v.hypervisor ?? 'unknown hypervisor'} (${v.library ?? 'libvirt'})`,
       };
     } catch (e) {
       return failure(
         e,
-        `start libvirtd for ${options.connect} (without systemd: \`virtlogd -d\` then \`libvirtd -d\`)`,
+        `start libvirtd for ${redactSecrets(options.connect)} (without systemd: \`virtlogd -d\` then \`libvirtd -d\`)`,
       );
     }
   },

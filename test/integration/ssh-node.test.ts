@@ -199,7 +199,10 @@ describe('ssh node: sshd dies mid-command', () => {
     const ran = path.join(own.dir, 'ran');
     const script = `echo once >> ${ran}; sleep 30`;
     const running = node.run(['sh', '-c', script]).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 500));
+    // kill sshd once the command runs (a fixed delay is too short on a busy machine)
+    for (let i = 0; i < 600 && !(await fs.stat(ran).catch(() => undefined)); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await killSshd(own);
     const err = await running;
     expect(err).toBeInstanceOf(ConnectionLostError);
