@@ -37,7 +37,17 @@ export const DEVICE_FILES = [
   '/boot/extlinux/extlinux.conf',
   '/boot/syslinux/syslinux.cfg',
   '/boot/extlinux.conf',
+  '/etc/lvm/lvm.conf',
 ];
+
+/** Directories whose `*.cfg` files extend /etc/default/grub (Debian, Ubuntu cloud images). */
+export const GRUB_DEFAULTS_DIR = '/etc/default/grub.d';
+
+/**
+ * LVM's devices file (RHEL 9 and later) names the physical volumes by their disk IDs, which
+ * change on the new bus: without it LVM scans every disk again.
+ */
+export const LVM_DEVICES_FILE = '/etc/lvm/devices/system.devices';
 
 /** Where Boot Loader Specification entries live (one file per kernel, with its options). */
 export const BLS_ENTRIES = '/boot/loader/entries';
@@ -117,8 +127,12 @@ export class LinuxGuestOs implements GuestOs {
     map: Readonly<Record<string, string>>,
     ctx: ConversionContext,
   ): Promise<void> {
+    await this.warnDiskIds(plan);
     if (!Object.keys(map).length) return;
     const files = [...DEVICE_FILES];
+    for (const n of await plan.ls(GRUB_DEFAULTS_DIR)) {
+      if (n.endsWith('.cfg')) files.push(`${GRUB_DEFAULTS_DIR}/${n}`);
+    }
     if (ctx.inspection.bootloader.config) files.push(ctx.inspection.bootloader.config);
     // Boot Loader Specification entries (RHEL 8+, Fedora) carry the kernel command line.
     for (const n of await plan.ls(BLS_ENTRIES)) {
@@ -136,6 +150,19 @@ export class LinuxGuestOs implements GuestOs {
     }
   }
 
+  /** Disk names by ID or by path change with the bus: they are named to the user. */
+  private async warnDiskIds(plan: Plan): Promise<void> {
+    for (const f of ['/etc/fstab', '/etc/crypttab']) {
+      const text = await plan.read(f);
+      const names = new Set(text?.match(/\/dev\/disk\/by-(?:id|path)\/[^\s,"']+/g) ?? []);
+      if (names.size) {
+        plan.warn(
+          `${f} names ${[...names].join(', ')}: disk IDs and paths change on the target bus; use UUID= or LABEL=`,
+        );
+      }
+    }
+  }
+
   async keepNetworkIdentity(plan: Plan, ctx: ConversionContext): Promise<InterfaceIdentity[]> {
     const macs = ctx.target.nics.map((n) => n.mac).filter((m): m is string => !!m);
     return pinInterfaces(plan, macs, this.by);
@@ -144,6 +171,12 @@ export class LinuxGuestOs implements GuestOs {
   async prepareBootable(plan: Plan, ctx: ConversionContext): Promise<void> {
     const insp = ctx.inspection;
     const kernels = insp.kernels.filter((k) => !k.xenOnly && (!ctx.options.virtio || hasVirtio(k)));
+    // Before the rebuild: dracut copies the devices file into the initramfs.
+    await plan.remove(
+      LVM_DEVICES_FILE,
+      this.by,
+      'LVM devices file names the source disks by ID; without it LVM finds its volumes on any disk',
+    );
     for (const k of kernels) {
       const initrd = k.initrd ?? this.family.initrdPath(k);
       if (k.initrd) {

@@ -51,7 +51,10 @@ export class XenLinuxSource implements HvSource {
           )}) stay installed but are not rebuilt; the guest boots ${usable.at(-1)?.version}`,
       );
     }
-    for (const f of ['/etc/default/grub', '/etc/inittab', '/etc/securetty']) {
+    const grubDefaults = (await plan.ls('/etc/default/grub.d'))
+      .filter((n) => n.endsWith('.cfg'))
+      .map((n) => `/etc/default/grub.d/${n}`);
+    for (const f of ['/etc/default/grub', ...grubDefaults, '/etc/inittab', '/etc/securetty']) {
       await plan.edit(f, xenConsoleToSerial, BY, 'Xen console → serial console ttyS0');
     }
     const bl = ctx.inspection.bootloader.config;

@@ -183,6 +183,40 @@ describe('remapDeviceNames', () => {
     );
   });
 
+  it('edits /etc/default/grub.d/*.cfg and the LVM filter too', async () => {
+    const ctx = conversionContext(vmwareSource(), debianInspection());
+    const plan = new Plan(
+      new MemGuest({
+        '/etc/default/grub.d/50-cloudimg.cfg':
+          'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX root=/dev/sda1"\n',
+        '/etc/default/grub.d/README': '/dev/sda1\n',
+        '/etc/lvm/lvm.conf': 'devices {\n\tfilter = [ "a|^/dev/sda.*|", "r|.*|" ]\n}\n',
+      }),
+    );
+    await debian.remapDeviceNames(plan, { sda: 'vda' }, ctx);
+    expect(plan.actions.map((a) => (a.kind === 'write-file' ? a.path : a.kind))).toEqual([
+      '/etc/lvm/lvm.conf',
+      '/etc/default/grub.d/50-cloudimg.cfg',
+    ]);
+    expect(await plan.read('/etc/lvm/lvm.conf')).toContain('"a|^/dev/vda.*|"');
+  });
+
+  it('warns about disks named by ID or path in fstab and crypttab, whatever the bus', async () => {
+    const ctx = conversionContext(vmwareSource(), debianInspection(), { virtio: false });
+    const plan = new Plan(
+      new MemGuest({
+        '/etc/fstab':
+          '/dev/disk/by-id/scsi-36000c29a1b2c3d4e-part1 / ext4 defaults 0 1\n/dev/disk/by-uuid/0d9c /srv ext4 defaults 0 2\n/dev/disk/by-path/pci-0000:03:00.0-scsi-0:0:1:0-part1 /data ext4 defaults 0 2\n',
+        '/etc/crypttab': 'c UUID=0d9c none luks\n',
+      }),
+    );
+    await debian.remapDeviceNames(plan, {}, ctx);
+    expect(plan.actions).toEqual([]);
+    expect(plan.warnings).toEqual([
+      '/etc/fstab names /dev/disk/by-id/scsi-36000c29a1b2c3d4e-part1, /dev/disk/by-path/pci-0000:03:00.0-scsi-0:0:1:0-part1: disk IDs and paths change on the target bus; use UUID= or LABEL=',
+    ]);
+  });
+
   it('an empty map edits nothing', async () => {
     const ctx = conversionContext(twoDiskVmware(), vmwareDebian());
     const plan = new Plan(new MemGuest(debianVmwareGuestFiles()));
@@ -226,6 +260,31 @@ describe('prepareBootable', () => {
         expect: ['vda', 'vdb'],
       }),
     ]);
+  });
+
+  it('removes the LVM devices file (disk IDs change) before the initramfs rebuild', async () => {
+    const ctx = conversionContext(
+      vmwareSource(),
+      debianInspection({ family: 'rhel', initramfsTool: 'dracut' }),
+    );
+    const plan = new Plan(
+      new MemGuest({
+        '/etc/lvm/devices/system.devices':
+          'VERSION=1.1.1\nIDTYPE=sys_wwid IDNAME=naa.6000c29 DEVNAME=/dev/sda2 PVID=x\n',
+      }),
+    );
+    await rhel.prepareBootable(plan, ctx);
+    expect(plan.actions.map((a) => a.kind)).toEqual([
+      'remove-file',
+      'copy-file',
+      'run',
+      'run',
+      'rewrite-devices',
+    ]);
+    expect(plan.actions[0]).toMatchObject({
+      path: '/etc/lvm/devices/system.devices',
+      recursive: false,
+    });
   });
 
   it('dracut rebuilds into the initramfs path (the family one when inspection found none)', async () => {
@@ -414,6 +473,8 @@ describe('whole conversion plans (golden)', () => {
         '[connection]\nid=ens192\ntype=ethernet\ninterface-name=ens192\n\n[ipv4]\naddress1=10.1.2.3/24,10.1.2.1\nmethod=manual\n',
       '/usr/lib/systemd/systemd-udevd': '',
       '/etc/yum.repos.d/vmware-tools.repo': '[vmware-tools]\n',
+      '/etc/lvm/devices/system.devices':
+        'VERSION=1.1.2\nIDTYPE=sys_wwid IDNAME=naa.6000c29a1b2c3d4e DEVNAME=/dev/sda3 PVID=Xy12 PART=3\n',
     };
     const k = {
       ...kernel('5.14.0-427.el9.x86_64'),

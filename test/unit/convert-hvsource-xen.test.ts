@@ -83,6 +83,15 @@ describe('XenLinuxSource', () => {
     expect(plan.warnings).toEqual([]);
   });
 
+  it('the console in /etc/default/grub.d/*.cfg goes to ttyS0 too', async () => {
+    const plan = await unconfigure({
+      '/etc/default/grub.d/xen.cfg': 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=hvc0"\n',
+    });
+    expect(await plan.read('/etc/default/grub.d/xen.cfg')).toBe(
+      'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX console=ttyS0"\n',
+    );
+  });
+
   it('a Xen-only kernel beside a usable one: warned about, not rebuilt', async () => {
     const plan = await unconfigure(
       {},
