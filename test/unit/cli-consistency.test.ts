@@ -15,16 +15,23 @@ import { cli } from '../harness/cli.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-/** Every command and subcommand of v2v-load. */
-const COMMANDS = [
-  ['doctor'],
-  ['domain'],
-  ['inspect'],
-  ['image', 'info'],
-  ['image', 'copy'],
-  ['image', 'cow'],
-  ['image', 'find'],
-];
+/** Every command and subcommand of v2v-load, as its --help lists them. */
+async function commands(): Promise<string[][]> {
+  const top = await help([]);
+  const out: string[][] = [];
+  for (const [, name] of top.matchAll(/^\s+v2v-load (\S+)/gm)) {
+    if (name === undefined) continue;
+    if (name !== 'image') {
+      out.push([name]);
+      continue;
+    }
+    const image = await help(['image']);
+    for (const [, sub] of image.matchAll(/^\s+v2v-load image (\w+)/gm)) {
+      if (sub !== undefined) out.push(['image', sub]);
+    }
+  }
+  return out;
+}
 
 async function help(cmd: string[]): Promise<string> {
   const r = await cli(...cmd, '--help');
@@ -65,18 +72,34 @@ function optionLine(text: string, name: string): string {
 }
 
 describe('one meaning per option', () => {
+  it('finds every command in --help', async () => {
+    const all = (await commands()).map((c) => c.join(' '));
+    expect(all).toEqual(
+      expect.arrayContaining([
+        'doctor',
+        'domain',
+        'inspect',
+        'image info',
+        'image copy',
+        'image cow',
+        'image find',
+      ]),
+    );
+  });
+
   it('-c is --connect on every command that takes --connect, with the one default URI', async () => {
     const withConnect: string[] = [];
-    for (const cmd of COMMANDS) {
+    const all = await commands();
+    for (const cmd of all) {
       const text = await help(cmd);
       if (!optionsIn(text).includes('connect')) continue;
       withConnect.push(cmd.join(' '));
       expect(optionLine(text, 'connect'), cmd.join(' ')).toMatch(/^\s+-c, --connect\b/);
       expect(text, cmd.join(' ')).toContain(DEFAULT_LIBVIRT_URI);
     }
-    expect(withConnect).toEqual(['doctor', 'domain', 'inspect']);
+    expect(withConnect).toEqual(expect.arrayContaining(['doctor', 'domain', 'inspect']));
     // -c is --connect, never anything else.
-    for (const cmd of COMMANDS) {
+    for (const cmd of all) {
       const text = await help(cmd);
       const c = text.split('\n').filter((l) => /^\s+-c, /.test(l));
       expect(
@@ -88,11 +111,11 @@ describe('one meaning per option', () => {
 
   it('--format is the format written; --source-format (-f) the format read', async () => {
     const formats: Record<string, string[]> = {};
-    for (const cmd of COMMANDS) {
+    for (const cmd of await commands()) {
       const o = optionsIn(await help(cmd));
-      formats[cmd.join(' ')] = o.filter((x) => x.endsWith('format') && x !== 'disk-format');
+      formats[cmd.join(' ')] = o.filter((x) => x === 'format' || x === 'source-format');
     }
-    expect(formats).toEqual({
+    expect(formats).toMatchObject({
       doctor: [],
       domain: [],
       inspect: [],
@@ -101,6 +124,13 @@ describe('one meaning per option', () => {
       'image cow': ['source-format'],
       'image find': [],
     });
+    for (const [cmd, o] of Object.entries(formats)) {
+      const text = await help(cmd.split(' '));
+      if (o.includes('format')) expect(optionLine(text, 'format'), cmd).toMatch(/output format/);
+      if (o.includes('source-format')) {
+        expect(optionLine(text, 'source-format'), cmd).toMatch(/^\s+-f, --source-format\s/);
+      }
+    }
     const copy = await help(['image', 'copy']);
     expect(optionLine(copy, 'format')).toMatch(/^\s+-O, --format\s+the output format/);
     for (const cmd of [
@@ -138,7 +168,7 @@ describe('one meaning per option', () => {
   it('the README lists every option of every command', async () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     const missing: string[] = [];
-    for (const cmd of COMMANDS) {
+    for (const cmd of await commands()) {
       for (const o of optionsIn(await help(cmd))) {
         if (o === 'help' || o === 'version') continue;
         if (!new RegExp(`--${o}\\b`).test(readme)) missing.push(`${cmd.join(' ')} --${o}`);
