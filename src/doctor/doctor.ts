@@ -2,6 +2,7 @@ import { inject, injectable } from 'tsyringe';
 import { TOKENS } from '../di/tokens.js';
 import type { Logger } from '../log/logger.js';
 import type { Node } from '../node/node.js';
+import type { DomainType } from '../provisioning/libvirt/domain-xml-types.js';
 import {
   ALL_CHECKS,
   type Check,
@@ -16,7 +17,7 @@ export interface DoctorReport {
   /** True when every required check passed. */
   ok: boolean;
   /** 'kvm' or 'qemu': the libvirt domain type guests on this node should get. */
-  domainType: 'kvm' | 'qemu' | undefined;
+  domainType: DomainType | undefined;
   checks: CheckResult[];
 }
 

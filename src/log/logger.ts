@@ -8,8 +8,10 @@ export interface Logger {
   error(message: string): void;
 }
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const ORDER: LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+/** Every log level, least severe first. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+const ORDER: readonly LogLevel[] = LOG_LEVELS;
 
 /** Writes lines at or above `level` to a stream (stderr by default). */
 export class StreamLogger implements Logger {

@@ -6,6 +6,10 @@ import { XMLBuilder } from 'fast-xml-parser';
 import { parseDomainDocument } from '../../formats/libvirt-domain-xml.js';
 import { asArray, attr, textOf } from '../../formats/xml.js';
 
+/** The domain types v2v-load defines: 'kvm' on real hosts, 'qemu' (TCG) where KVM does not work. */
+export const DOMAIN_TYPES = ['kvm', 'qemu'] as const;
+export type DomainType = (typeof DOMAIN_TYPES)[number];
+
 /** What libvirt does when the guest powers off, reboots or crashes. */
 export type LifecycleAction =
   | 'destroy'
@@ -41,7 +45,7 @@ export type SerialDefinition = { type: 'file'; path: string; append?: boolean } 
 /** A domain to define, in the words of libvirt's domain XML. */
 export interface DomainDefinition {
   /** Domain type: 'kvm' on real hosts, 'qemu' (TCG) where KVM does not work. */
-  type: 'kvm' | 'qemu';
+  type: DomainType;
   name: string;
   uuid?: string;
   title?: string;
