@@ -267,9 +267,21 @@ beforeAll(async () => {
     mode: 0o755,
   });
   await fs.writeFile(path.join(wrapperDir, 'pause-at'), 'none');
-  // 64 MiB, its first 16 MiB random: the throttled convert (1 MiB/s) takes long enough.
-  await randomRaw(path.join(srcDir, 'disk.raw'), 64, 16);
-  srcSha = await sha256File(path.join(srcDir, 'disk.raw'));
+  // 64 MiB, its first 16 MiB random: the throttled convert (1 MiB/s) takes long enough. A
+  // qcow2, so that a check of the source (qemu-img check) is a stage too.
+  const raw = path.join(root, 'disk.raw');
+  await randomRaw(raw, 64, 16);
+  await exec('qemu-img', [
+    'convert',
+    '-f',
+    'raw',
+    '-O',
+    'qcow2',
+    raw,
+    path.join(srcDir, 'disk.qcow2'),
+  ]);
+  await fs.rm(raw);
+  srcSha = await sha256File(path.join(srcDir, 'disk.qcow2'));
   ova = path.join(ovaDir, 'appliance.ova');
   await buildOva(ova);
   sshd = await sshdWithWrapper();
@@ -288,7 +300,7 @@ async function pauseAt(stage: string): Promise<void> {
 }
 
 describe('image copy, interrupted', () => {
-  const src = () => path.join(srcDir, 'disk.raw');
+  const src = () => path.join(srcDir, 'disk.qcow2');
   const dst = () => path.join(outDir, 'disk.qcow2');
   const copyArgs = (kind: NodeKind) => [
     'image',
@@ -296,7 +308,7 @@ describe('image copy, interrupted', () => {
     src(),
     dst(),
     '--source-format',
-    'raw',
+    'qcow2',
     '--json',
     '-v',
     ...nodeArgs(kind),
@@ -345,7 +357,22 @@ describe('image copy, interrupted', () => {
 });
 
 describe('inspect of a tar.gz OVA, interrupted', () => {
-  const inspectArgs = (kind: NodeKind) => ['inspect', ova, '--json', '-v', ...nodeArgs(kind)];
+  /** `--tmp-dir` when the OVA reader takes one (else it writes under TMPDIR): this test's. */
+  let tmpDirArgs: string[] = [];
+  const inspectArgs = (kind: NodeKind) => [
+    'inspect',
+    ova,
+    '--json',
+    '-v',
+    ...tmpDirArgs,
+    ...nodeArgs(kind),
+  ];
+
+  beforeAll(async () => {
+    const help = start(['inspect', '--help']);
+    await help.exited;
+    if (help.stdout().includes('--tmp-dir')) tmpDirArgs = ['--tmp-dir', tmpDir];
+  });
 
   describe.each(NODES)('on the %s node', (kind) => {
     beforeAll(async () => {
