@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   'ssh-roundtrip': () => import('./ssh-roundtrip.js'),
   copy: () => import('./copy.js'),
   cow: () => import('./cow.js'),
+  'convert-vs-virt-v2v': () => import('./convert-vs-virt-v2v.js'),
 };
 
 const name = process.argv[2];

@@ -102,12 +102,14 @@ export class GuestfsSession {
   private constructor(
     readonly node: Node,
     private readonly opts: GuestfsOptions,
+    /** The node's private directory holding the agent script. */
+    private readonly agentDir: string,
   ) {
     this.ready = new Promise((r) => {
       this.readyResolve = r;
     });
     this.done = node
-      .run([AGENT_PYTHON, '-c', AGENT_PY], {
+      .run([AGENT_PYTHON, `${agentDir}/v2v-load-guestfs-agent.py`], {
         stdin: this.stdin,
         env: { ...libguestfsEnv(), ...(opts.env ?? {}) },
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -155,7 +157,16 @@ export class GuestfsSession {
     drives: readonly GuestfsDrive[],
     opts: GuestfsOptions = {},
   ): Promise<GuestfsSession> {
-    const s = new GuestfsSession(node, opts);
+    // The agent script goes into a private directory on the node (not into argv: logs and ps
+    // show a short command line).
+    const dir = (await node.run(['mktemp', '-d', '/tmp/v2v-load-guestfs-XXXXXXXX'])).stdout.trim();
+    try {
+      await node.writeFileAtomic(`${dir}/v2v-load-guestfs-agent.py`, AGENT_PY, { mode: 0o600 });
+    } catch (e) {
+      await node.remove(dir, { recursive: true }).catch(() => {});
+      throw e;
+    }
+    const s = new GuestfsSession(node, opts, dir);
     try {
       await Promise.race([
         s.ready,
@@ -163,6 +174,8 @@ export class GuestfsSession {
           throw s.exited ?? new GuestfsError('agent', 'the libguestfs agent ended at start');
         }),
       ]);
+      // Python has read the script: nothing of the agent stays on the node's disk.
+      await node.remove(dir, { recursive: true });
       if (opts.memsizeMiB) await s.call('set_memsize', opts.memsizeMiB);
       if (opts.smp) await s.call('set_smp', opts.smp);
       await s.call('set_network', false);
@@ -259,5 +272,6 @@ export class GuestfsSession {
     }
     this.stdin.end();
     await this.done;
+    await this.node.remove(this.agentDir, { recursive: true }).catch(() => {});
   }
 }

@@ -210,7 +210,12 @@ export class LinuxGuestOs implements GuestOs {
       if (app !== d.guestDev) applianceMap[app] = d.guestDev;
     });
     const expect = ctx.target.disks.map((d) => d.guestDev);
-    if (bl.kind === 'grub2' && bl.config) {
+    // grub.cfg names the same kernels and initramfs files as before (they were rebuilt under
+    // their own names) and had its device names edited with the rest, so it is regenerated
+    // only when the kernels changed (a kernel installed with --with): under TCG grub-mkconfig
+    // costs tens of seconds. Either way every root= and resume= is checked below.
+    const kernelsChanged = !!ctx.options.withFiles.kernel;
+    if (bl.kind === 'grub2' && bl.config && kernelsChanged) {
       plan.run(this.family.grubMkconfig(bl.config), this.by, 'regenerate the grub configuration');
       plan.rewriteDevices(
         bl.config,

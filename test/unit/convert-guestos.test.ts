@@ -226,7 +226,19 @@ describe('remapDeviceNames', () => {
 });
 
 describe('prepareBootable', () => {
-  it('keeps the old initramfs, rebuilds each kernel with virtio, regenerates and checks grub.cfg', async () => {
+  it('without new kernels grub.cfg is only checked (its device names were edited with the rest)', async () => {
+    const ctx = conversionContext(twoDiskVmware(), vmwareDebian());
+    const plan = new Plan(new MemGuest());
+    await debian.prepareBootable(plan, ctx);
+    expect(plan.actions.map((a) => (a.kind === 'run' ? a.argv.join(' ') : a.kind))).toEqual([
+      'copy-file',
+      'update-initramfs -u -k 6.1.0-28-amd64',
+      'rewrite-devices',
+    ]);
+    expect(plan.actions.at(-1)).toMatchObject({ path: '/boot/grub/grub.cfg', map: {}, expect: ['vda', 'vdb'] });
+  });
+
+  it('keeps the old initramfs, rebuilds each kernel with virtio, regenerates grub.cfg after a --with kernel and checks it', async () => {
     const ctx = conversionContext(
       twoDiskVmware(),
       vmwareDebian({
@@ -236,6 +248,7 @@ describe('prepareBootable', () => {
           kernel('6.1.0-27-xen', true, true),
         ],
       }),
+      { withFiles: { kernel: '/srv/pkgs/linux-image-6.1.0-28-amd64.deb' } },
     );
     const plan = new Plan(new MemGuest());
     await debian.prepareBootable(plan, ctx);
@@ -278,7 +291,6 @@ describe('prepareBootable', () => {
       'remove-file',
       'copy-file',
       'run',
-      'run',
       'rewrite-devices',
     ]);
     expect(plan.actions[0]).toMatchObject({
@@ -302,7 +314,6 @@ describe('prepareBootable', () => {
     await rhel.prepareBootable(plan, ctx);
     expect(plan.actions.map((a) => (a.kind === 'run' ? a.argv.join(' ') : a.kind))).toEqual([
       'dracut --force --no-hostonly /boot/initramfs-5.14.0-427.el9.x86_64.img 5.14.0-427.el9.x86_64',
-      'grub2-mkconfig -o /boot/grub2/grub.cfg',
       'rewrite-devices',
     ]);
   });
@@ -338,7 +349,9 @@ describe('prepareBootable', () => {
 
   it('the appliance map covers more than 26 disks (sdaa → vdaa)', async () => {
     const disks = Array.from({ length: 27 }, (_, i) => sourceDisk({ slot: `scsi0:${i}`, unit: i }));
-    const ctx = conversionContext(vmwareSource({ disks }), debianInspection());
+    const ctx = conversionContext(vmwareSource({ disks }), debianInspection(), {
+      withFiles: { kernel: '/srv/pkgs/linux-image.deb' },
+    });
     const plan = new Plan(new MemGuest());
     await debian.prepareBootable(plan, ctx);
     const check = plan.actions.find((a) => a.kind === 'rewrite-devices');

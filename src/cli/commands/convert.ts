@@ -18,6 +18,7 @@ import { UsageError } from '../../errors.js';
 import { READER_KINDS, type ReaderKind } from '../../metadata/model.js';
 import type { MetadataReader, ReaderOptions } from '../../metadata/reader.js';
 import { guessKind, readerOptionSpecs } from '../../metadata/registry.js';
+import { DOMAIN_TYPES, type DomainType } from '../../provisioning/libvirt/domain-xml-types.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
 import { nodeSpecFrom, withNodeOptions } from '../node-options.js';
@@ -63,7 +64,7 @@ export function formatConvertResult(r: ConvertResult): string {
   );
   lines.push(
     `  modules: ${[
-      r.modules.hvsource,
+      r.modules.hvsource && `hvsource/${r.modules.hvsource}`,
       `guestos/${r.modules.guestos}`,
       `hvtarget/${r.modules.hvtarget}`,
     ]
@@ -95,7 +96,7 @@ export function formatConvertResult(r: ConvertResult): string {
   );
   if (r.dryRun) {
     lines.push('', 'Plan (nothing was written):');
-    for (const p of r.plan) lines.push(p.replace(/^/gm, '  '));
+    for (const p of r.plan) lines.push(p.replace(/^/gm, '  '), '');
     lines.push('', 'Domain XML:', r.xml.trimEnd());
   }
   return `${lines.join('\n')}\n`;
@@ -152,8 +153,8 @@ export function convertCommand(ctx: CliContext) {
             describe: 'virtio disks and NICs; --no-virtio: IDE disks and e1000 NICs',
           })
           .option('domain-type', {
-            choices: ['kvm', 'qemu'] as const,
-            default: 'kvm' as 'kvm' | 'qemu',
+            choices: DOMAIN_TYPES,
+            default: 'kvm' as DomainType,
             describe: 'libvirt domain type: kvm, or qemu on hosts without KVM (TCG)',
           })
           .option('network', {
