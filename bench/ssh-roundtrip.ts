@@ -135,12 +135,21 @@ function cleanupOnce(steps: Array<() => Promise<void>>): () => Promise<void> {
 export async function run(): Promise<void> {
   const steps: Array<() => Promise<void>> = [];
   const cleanup = cleanupOnce(steps);
+  // Ctrl-C (or `timeout`) signals the whole process group, and tsx relays the signal once
+  // more: the handler stays installed until the cleanup is done, so a second signal cannot
+  // kill the process half way through it.
+  let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
     process.stderr.write(`ssh-roundtrip: ${signal}: cleaning up\n`);
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    void cleanup().finally(() => {
+      process.stderr.write('ssh-roundtrip: cleaned up\n');
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const info = await startSshd();
     steps.push(() => stopSshd(info));
