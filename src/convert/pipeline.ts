@@ -27,7 +27,7 @@ import { DEFAULT_LIBVIRT_URI, Virsh } from '../provisioning/libvirt/virsh.js';
 import type { CleanupHandle, CleanupStack } from '../run/cleanup.js';
 import type { ImageRef } from '../storage/image-format.js';
 import type { ProgressEvent, QemuImg } from '../storage/qemu-img.js';
-import { type ConvertStorage, prepareDisk, type WorkDisk } from './disks.js';
+import { type ConvertStorage, prepareDisk, sourceImage, type WorkDisk } from './disks.js';
 import { ConversionError } from './errors.js';
 import { type GuestInspection, inspectGuest } from './inspection.js';
 import type {
@@ -39,7 +39,7 @@ import type {
 } from './modules.js';
 import { applyPlan, describeAction, Plan, type PlannedAction } from './plan.js';
 import { isTempSiblingOf, RunRecord, type RunRecordData } from './run-record.js';
-import { type NetworkMapping, targetLayout } from './target.js';
+import { type NetworkMapping, type TargetDisk, targetLayout } from './target.js';
 import { type BootVerdict, verifyBoot } from './verify-boot.js';
 
 export const STAGES = [
@@ -214,6 +214,7 @@ export class Converter {
       this.cleanup.defer(`release the run record ${r.path}`, () => r.release());
     }
     await this.checkOutputs(req, outputPaths, layout.name);
+    if (!req.dryRun && req.storage === 'copy') await this.checkSpace(layout.disks, req.outputDir);
 
     // Storage prepare.
     const work: WorkDisk[] = req.dryRun
@@ -246,6 +247,14 @@ export class Converter {
     const closeHandle = this.cleanup.defer('shut the appliance down', () => session.close());
     const guest = new Guest(session);
     const inspection = await stage('inspect', () => inspectGuest(guest, req.dryRun));
+    if (inspection.type === 'linux' && !inspection.packages.length) {
+      throw new ConversionError(
+        `${source.origin.source}: the guest's package database is missing or empty (${inspection.packageFormat} / ${inspection.packageManager}): its packages cannot be removed or checked`,
+        {
+          hint: 'check the guest: /var/lib/dpkg/status (Debian) or /var/lib/rpm (RHEL) must be there',
+        },
+      );
+    }
 
     const ctx: ConversionContext = {
       source,
@@ -437,6 +446,27 @@ export class Converter {
     const dir = r.stdout.trim();
     this.cleanup.defer(`remove ${dir}`, () => this.node.remove(dir, { recursive: true }));
     return dir;
+  }
+
+  /**
+   * Copy mode: the outputs will need about what `qemu-img measure` says of the sources (the
+   * conversion changes little): checked before the appliance starts, so a full disk fails in
+   * seconds, not after the conversion. storage-finish checks again with the real overlay.
+   */
+  private async checkSpace(disks: readonly TargetDisk[], dir: string): Promise<void> {
+    let need = 0;
+    for (const d of disks) {
+      const src = sourceImage(d);
+      need += (await this.qemu.allowing(path.dirname(src.path)).measure(src, d.outputFormat))
+        .requiredBytes;
+    }
+    const free = await this.qemu.freeBytes(dir);
+    if (need > free) {
+      throw new ConversionError(
+        `${dir}: not enough free space for the converted disks: ${need} bytes required (qemu-img measure of the sources), ${free} bytes available`,
+        { hint: 'free space in the output directory or choose another one (-o)' },
+      );
+    }
   }
 
   private async checkOutputs(req: ConvertRequest, outputs: string[], name: string): Promise<void> {
