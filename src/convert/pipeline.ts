@@ -71,7 +71,10 @@ export interface ConvertRequest {
   snapshotDir?: string | undefined;
   outputFormat: 'qcow2' | 'raw';
   virtio: boolean;
-  domainType: 'kvm' | 'qemu';
+  /** auto: kvm when the appliance ran with KVM on the node, qemu when only TCG works. */
+  domainType: 'auto' | 'kvm' | 'qemu';
+  /** How the libguestfs appliance runs (default auto: KVM, else TCG). */
+  accel?: 'auto' | 'kvm' | 'tcg' | undefined;
   networks: NetworkMapping[];
   withFiles: Record<string, string>;
   dryRun: boolean;
@@ -242,6 +245,7 @@ export class Converter {
         signal: this.signal,
         log: this.log,
         smp: req.applianceSmp,
+        accel: req.accel,
       }),
     );
     const closeHandle = this.cleanup.defer('shut the appliance down', () => session.close());
@@ -260,7 +264,12 @@ export class Converter {
       source,
       inspection,
       target: layout,
-      options: { virtio: req.virtio, domainType: req.domainType, withFiles: req.withFiles },
+      options: {
+        virtio: req.virtio,
+        domainType:
+          req.domainType === 'auto' ? (session.accel === 'kvm' ? 'kvm' : 'qemu') : req.domainType,
+        withFiles: req.withFiles,
+      },
       log: this.log,
       now: new Date(),
     };

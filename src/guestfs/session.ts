@@ -13,6 +13,9 @@ import { AGENT_PY } from './agent-py.js';
 /** The system Python, which has Debian's python3-guestfs (not a pyenv or venv python on PATH). */
 export const AGENT_PYTHON = '/usr/bin/python3';
 
+/** How long `accel: 'auto'` lets a KVM launch try before falling back to TCG. */
+const KVM_TRIAL_MS = 60_000;
+
 /** A libguestfs call failed, or the appliance could not start. */
 export class GuestfsError extends V2vError {
   override readonly code: string = 'GUESTFS';
@@ -41,6 +44,11 @@ export interface GuestfsOptions {
   memsizeMiB?: number | undefined;
   /** Appliance vCPUs (default 1). More help parallel work inside the guest under TCG. */
   smp?: number | undefined;
+  /**
+   * kvm, tcg (LIBGUESTFS_BACKEND_SETTINGS=force_tcg), or auto (default): as the environment
+   * says when it sets LIBGUESTFS_BACKEND_SETTINGS, else KVM and then TCG if KVM fails.
+   */
+  accel?: 'auto' | 'kvm' | 'tcg' | undefined;
   /** Extra environment for the agent, e.g. LIBGUESTFS_BACKEND_SETTINGS=force_tcg. */
   env?: Record<string, string> | undefined;
 }
@@ -96,6 +104,10 @@ export class GuestfsSession {
   private readonly done: Promise<RunResult | undefined>;
   private readyResolve!: () => void;
   private readonly ready: Promise<void>;
+  /** Kills the agent (and its appliance) when a launch hangs. */
+  private readonly kill = new AbortController();
+  /** How the appliance runs: with KVM, or under TCG (software emulation). */
+  accel: 'kvm' | 'tcg' = 'tcg';
   /** Milliseconds spent in each call name, for stage timings. */
   readonly timings = new Map<string, { count: number; ms: number }>();
 
@@ -112,7 +124,7 @@ export class GuestfsSession {
       .run([AGENT_PYTHON, `${agentDir}/v2v-load-guestfs-agent.py`], {
         stdin: this.stdin,
         env: { ...libguestfsEnv(), ...(opts.env ?? {}) },
-        ...(opts.signal ? { signal: opts.signal } : {}),
+        signal: opts.signal ? AbortSignal.any([opts.signal, this.kill.signal]) : this.kill.signal,
         onStdout: (chunk) => this.onData(chunk),
         onStderr: (chunk) => opts.log?.debug(`guestfs: ${chunk.toString().trimEnd()}`),
         maxBuffer: 1 << 20,
@@ -157,6 +169,42 @@ export class GuestfsSession {
     drives: readonly GuestfsDrive[],
     opts: GuestfsOptions = {},
   ): Promise<GuestfsSession> {
+    const accel = opts.accel ?? 'auto';
+    // auto: the environment decides when it says (LIBGUESTFS_BACKEND_SETTINGS); otherwise KVM
+    // first, then TCG when KVM does not launch (as `v2v-load doctor --accel auto` does).
+    const attempts: ('kvm' | 'tcg' | 'env')[] =
+      accel !== 'auto'
+        ? [accel]
+        : process.env.LIBGUESTFS_BACKEND_SETTINGS
+          ? ['env']
+          : ['kvm', 'tcg'];
+    for (const [i, a] of attempts.entries()) {
+      try {
+        return await GuestfsSession.openWith(node, drives, opts, a);
+      } catch (e) {
+        if (i === attempts.length - 1 || !(e instanceof GuestfsError) || e.call !== 'launch')
+          throw e;
+        opts.log?.warn(
+          `the libguestfs appliance did not launch with KVM (${e.message}); using TCG`,
+        );
+      }
+    }
+    throw new GuestfsError('launch', 'no acceleration to try');
+  }
+
+  private static async openWith(
+    node: Node,
+    drives: readonly GuestfsDrive[],
+    opts: GuestfsOptions,
+    accel: 'kvm' | 'tcg' | 'env',
+  ): Promise<GuestfsSession> {
+    const env: Record<string, string> =
+      accel === 'env'
+        ? {}
+        : accel === 'tcg'
+          ? { LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' }
+          : { LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: '' };
+    opts = { ...opts, env: { ...env, ...(opts.env ?? {}) } };
     // The agent script goes into a private directory on the node (not into argv: logs and ps
     // show a short command line).
     const dir = (await node.run(['mktemp', '-d', '/tmp/v2v-load-guestfs-XXXXXXXX'])).stdout.trim();
@@ -167,6 +215,12 @@ export class GuestfsSession {
       throw e;
     }
     const s = new GuestfsSession(node, opts, dir);
+    s.accel =
+      accel === 'env'
+        ? /force_tcg/.test(process.env.LIBGUESTFS_BACKEND_SETTINGS ?? '')
+          ? 'tcg'
+          : 'kvm'
+        : accel;
     try {
       await Promise.race([
         s.ready,
@@ -185,7 +239,29 @@ export class GuestfsSession {
           readonly: d.readonly ?? false,
         });
       }
-      await s.call('launch');
+      // A KVM that is there but does not work can hang the launch: bounded when KVM is only
+      // being tried.
+      const bound = accel === 'kvm' && (opts.accel ?? 'auto') === 'auto' ? KVM_TRIAL_MS : undefined;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          s.call('launch'),
+          ...(bound
+            ? [
+                new Promise<never>((_, reject) => {
+                  timer = setTimeout(() => {
+                    s.kill.abort();
+                    reject(
+                      new GuestfsError('launch', `launch: no appliance after ${bound / 1000} s`),
+                    );
+                  }, bound);
+                }),
+              ]
+            : []),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
     } catch (e) {
       await s.close().catch(() => {});
       throw e;

@@ -153,9 +153,16 @@ export function convertCommand(ctx: CliContext) {
             describe: 'virtio disks and NICs; --no-virtio: IDE disks and e1000 NICs',
           })
           .option('domain-type', {
-            choices: DOMAIN_TYPES,
-            default: 'kvm' as DomainType,
-            describe: 'libvirt domain type: kvm, or qemu on hosts without KVM (TCG)',
+            choices: ['auto', ...DOMAIN_TYPES] as const,
+            default: 'auto' as 'auto' | DomainType,
+            describe:
+              'libvirt domain type: kvm, or qemu for hosts without KVM (TCG); auto: kvm when KVM works on the node',
+          })
+          .option('accel', {
+            choices: ['auto', 'kvm', 'tcg'] as const,
+            default: 'auto' as 'auto' | 'kvm' | 'tcg',
+            describe:
+              'how the libguestfs appliance runs: auto tries KVM, then TCG (LIBGUESTFS_BACKEND_SETTINGS, when set, decides)',
           })
           .option('network', {
             type: 'string',
@@ -254,6 +261,7 @@ export function convertCommand(ctx: CliContext) {
         outputFormat: args['output-format'],
         virtio: args.virtio,
         domainType: args['domain-type'],
+        accel: args.accel,
         networks,
         withFiles: parseWith(args.with ?? []),
         dryRun: args['dry-run'],
