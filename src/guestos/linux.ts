@@ -194,8 +194,11 @@ export class LinuxGuestOs implements GuestOs {
           `rebuild the initramfs of ${k.version}`,
         );
       } else if (insp.initramfsTool === 'dracut') {
+        // The guest's own hostonly choice stands (a generic image is slow to build under TCG);
+        // the drivers come from add_drivers, and the appliance's root device must not be
+        // written into the image's command line.
         plan.run(
-          ['dracut', '--force', '--no-hostonly', initrd, k.version],
+          ['dracut', '--force', '--no-hostonly-cmdline', initrd, k.version],
           this.by,
           `rebuild the initramfs of ${k.version}`,
         );

@@ -313,7 +313,7 @@ describe('prepareBootable', () => {
     const plan = new Plan(new MemGuest());
     await rhel.prepareBootable(plan, ctx);
     expect(plan.actions.map((a) => (a.kind === 'run' ? a.argv.join(' ') : a.kind))).toEqual([
-      'dracut --force --no-hostonly /boot/initramfs-5.14.0-427.el9.x86_64.img 5.14.0-427.el9.x86_64',
+      'dracut --force --no-hostonly-cmdline /boot/initramfs-5.14.0-427.el9.x86_64.img 5.14.0-427.el9.x86_64',
       'rewrite-devices',
     ]);
   });
@@ -399,7 +399,7 @@ describe('whole conversion plans (golden)', () => {
         argv: [
           'dracut',
           '--force',
-          '--no-hostonly',
+          '--no-hostonly-cmdline',
           '/boot/initrd.img-6.1.0-28-amd64',
           '6.1.0-28-amd64',
         ],
