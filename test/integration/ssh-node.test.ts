@@ -240,13 +240,21 @@ describe('ssh node: sshd dies mid-command', () => {
       await new Promise((r) => setTimeout(r, 300));
       // freeze sshd and every connection it serves: TCP stays up, nothing answers
       const frozen = await sshdProcesses(own);
-      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+      // a session's short-lived processes (root's shell start-up) may be gone by now
+      const signal = (pid: number, sig: NodeJS.Signals) => {
+        try {
+          process.kill(pid, sig);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+        }
+      };
+      for (const pid of frozen) signal(pid, 'SIGSTOP');
       try {
         // `sleep 30` would end by itself after 30 s; the keepalive must cut it short first
         const err = await running;
         expect(err).toBeInstanceOf(ConnectionLostError);
       } finally {
-        for (const pid of frozen) process.kill(pid, 'SIGCONT');
+        for (const pid of frozen) signal(pid, 'SIGCONT');
       }
     } finally {
       await quick.closeAll();
