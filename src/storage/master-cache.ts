@@ -168,6 +168,9 @@ function describeOwner(o: LockOwner | undefined): string {
 /** What a bounded lock command gives when it got no answer in time. */
 const TIMED_OUT = Symbol('timed out');
 
+/** The longest bound a lock command grows to. */
+const MAX_ATTEMPT_MS = 120_000;
+
 /** The heartbeat of a held lock. */
 interface Heartbeat {
   /** Stops it, and waits for a beat under way. */
@@ -272,19 +275,36 @@ export class MasterCache {
     let timeouts = 0;
     let failures = 0;
     let current: LockOwner | undefined;
+    // The bound of one lock command: doubled after each command that got no answer in time
+    // (a node that is slow throughout still gets through), never past the deadline.
+    let bound = this.attemptMs;
     const attempt = async <T>(fn: () => Promise<T>): Promise<T | typeof TIMED_OUT> => {
       try {
-        return await bounded(this.attemptMs, fn);
+        return await bounded(Math.max(1, Math.min(bound, deadline - Date.now())), fn);
       } catch (e) {
         if (!isTimeout(e)) throw e;
         timeouts++;
+        bound = Math.min(bound * 2, Math.max(this.attemptMs, MAX_ATTEMPT_MS));
         return TIMED_OUT;
       }
+    };
+    const giveUp = (): never => {
+      const slow =
+        timeouts > 0
+          ? `; ${timeouts} lock commands got no answer in time (bound ${this.attemptMs} ms, ` +
+            'doubled after each)'
+          : '';
+      throw new StorageError(
+        master,
+        `waited ${this.waitMs} ms for the lock ${lockDir} held by ${describeOwner(current)}${slow}`,
+        { hint: `if that process is gone, remove the lock directory ${lockDir}` },
+      );
     };
     let won = false;
     try {
       let made = false;
       for (;;) {
+        if (Date.now() > deadline) giveUp();
         if (!made) {
           const r = await attempt(async () => {
             await this.node.mkdir(fresh).catch(async (e: unknown) => {
@@ -326,8 +346,13 @@ export class MasterCache {
         }
         const m = await attempt(() => this.node.stat(master));
         if (m !== TIMED_OUT && m !== undefined) return undefined;
+        // (with an owner record, staleness is the record's; without one, the lock's age)
         const lockSt =
-          look === TIMED_OUT ? TIMED_OUT : await attempt(() => this.node.stat(lockDir));
+          look === TIMED_OUT
+            ? TIMED_OUT
+            : look === undefined
+              ? await attempt(() => this.node.stat(lockDir))
+              : { mtime: new Date() };
         if (lockSt === undefined && refused) {
           // No lock, yet our rename failed: the lock was released meanwhile (try again at
           // once), or the directory refuses it (then it keeps failing).
@@ -352,17 +377,7 @@ export class MasterCache {
           }
         }
         const left = deadline - Date.now();
-        if (left <= 0) {
-          const slow =
-            timeouts > 0
-              ? `; ${timeouts} lock commands got no answer within ${this.attemptMs} ms`
-              : '';
-          throw new StorageError(
-            master,
-            `waited ${this.waitMs} ms for the lock ${lockDir} held by ${describeOwner(current)}${slow}`,
-            { hint: `if that process is gone, remove the lock directory ${lockDir}` },
-          );
-        }
+        if (left <= 0) giveUp();
         // back off, with jitter so that waiters do not knock in step
         await sleep(Math.min(left, pause / 2 + Math.random() * (pause / 2)));
         pause = Math.min(pause * 2, this.maxPollMs);
@@ -392,7 +407,8 @@ export class MasterCache {
     let running: Promise<void> = Promise.resolve();
     const beat = async (): Promise<void> => {
       try {
-        const current = await bounded(this.attemptMs, () => readOwner(this.node, lockDir));
+        // a beat may be slow (it only has to come before staleMs); a hung one is given up
+        const current = await bounded(this.staleMs, () => readOwner(this.node, lockDir));
         if (stopped) return;
         if (current?.token !== owner.token) {
           stopped = true;
@@ -402,7 +418,7 @@ export class MasterCache {
           return;
         }
         owner.time = Date.now();
-        await bounded(this.attemptMs, () =>
+        await bounded(this.staleMs, () =>
           this.node.writeFileAtomic(path.join(lockDir, beatName(owner.token)), String(owner.time)),
         );
       } catch {
@@ -469,7 +485,7 @@ export class MasterCache {
     if (current?.token !== owner.token) return; // not ours (any more): never touched
     const aside = `${lockDir}.released-${owner.token}`;
     try {
-      await bounded(this.attemptMs, () => this.node.rename(lockDir, aside, { noReplace: true }));
+      await bounded(this.staleMs, () => this.node.rename(lockDir, aside, { noReplace: true }));
     } catch {
       return;
     }

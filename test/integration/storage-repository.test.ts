@@ -35,7 +35,7 @@ const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolves when `cond` holds (looked at every 20 ms), or rejects after `ms`. */
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000) {
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 200_000) {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`never happened: ${what}`);
@@ -254,11 +254,11 @@ describe.each(NODE_KINDS)('repository and master cache on the %s node', (kind) =
             if (withRecord) await fs.writeFile(record, JSON.stringify(theirs));
             taken = true;
             // our heartbeat looks at the lock, sees it is not ours and stops our copy
-            await until('a heartbeat after the takeover', () => looked, 20_000).catch(() => {});
+            await until('a heartbeat after the takeover', () => looked, 100_000).catch(() => {});
             await until(
               'the copy is stopped',
               () => options?.signal?.aborted === true,
-              20_000,
+              100_000,
             ).catch(() => {});
             return node.run(argv, options).catch((e: unknown) => {
               convertFailed = true;
