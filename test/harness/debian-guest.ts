@@ -8,8 +8,9 @@
  *   /var/tmp/v2v-load-fixtures/debian12-<master key>/master/base.qcow2
  *   /var/tmp/v2v-load-fixtures/debian12-<master key>/<variant>-<export key>/
  * The master key hashes the files the master image is built from (build-base.sh and the guest
- * files it installs); an export key hashes the master key and all the builder's files, so
- * editing export.sh or a variant rebuilds only the exports, not the debootstrap. The first
+ * files it installs); an export key hashes the master key and export.sh (the base) or all
+ * the builder's files (a variant), so editing export.sh or a variant rebuilds only exports,
+ * not the debootstrap. The first
  * build takes minutes (debootstrap, then libguestfs under TCG); later calls return at once.
  * Builds of the same directory by several processes are serialised by a lock file.
  *
@@ -146,7 +147,9 @@ export async function debianGuestDirs(
 ): Promise<{ root: string; master: string; dir: string }> {
   const masterKey = await hashFiles(BUILDER_VERSION, MASTER_INPUTS);
   const root = path.join(FIXTURES, `debian12-${masterKey}`);
-  const key = await hashFiles(`${masterKey}\0${variant}`, await allBuilderFiles());
+  // the base export depends on export.sh only; a variant on all the builder's files
+  const inputs = variant === 'base' ? ['export.sh'] : await allBuilderFiles();
+  const key = await hashFiles(`${masterKey}\0${variant}`, inputs);
   return { root, master: path.join(root, 'master'), dir: path.join(root, `${variant}-${key}`) };
 }
 
