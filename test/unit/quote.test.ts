@@ -37,13 +37,14 @@ describe('quoteWord', () => {
 });
 
 describe.each(['/bin/sh', '/bin/bash'])('quoteArgv through %s', (shell) => {
-  it('delivers every hostile argument byte for byte', () => {
+  // A shell start can take seconds on a loaded machine (a login shell's rc files).
+  it('delivers every hostile argument byte for byte', { timeout: 60_000 }, () => {
     expect(viaShell(shell, HOSTILE_ARGS)).toEqual(HOSTILE_ARGS);
     expect(fs.readFileSync(path.join(canaryDir, 'canary'), 'utf8')).toBe('alive');
     expect(fs.existsSync(path.join(canaryDir, 'touched'))).toBe(false);
   });
 
-  it('delivers random strings byte for byte', () => {
+  it('delivers random strings byte for byte', { timeout: 60_000 }, () => {
     const alphabet = [...'abc \'"\\$`;|&<>(){}[]*?~!#\n\t=%^,.:é☃'];
     let seed = 42;
     const rand = () => {
