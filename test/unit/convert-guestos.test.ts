@@ -235,7 +235,11 @@ describe('prepareBootable', () => {
       'update-initramfs -u -k 6.1.0-28-amd64',
       'rewrite-devices',
     ]);
-    expect(plan.actions.at(-1)).toMatchObject({ path: '/boot/grub/grub.cfg', map: {}, expect: ['vda', 'vdb'] });
+    expect(plan.actions.at(-1)).toMatchObject({
+      path: '/boot/grub/grub.cfg',
+      map: {},
+      expect: ['vda', 'vdb'],
+    });
   });
 
   it('keeps the old initramfs, rebuilds each kernel with virtio, regenerates grub.cfg after a --with kernel and checks it', async () => {

@@ -2,8 +2,9 @@
  * Other devices of a libvirt domain: video and sound, the Xen PV console, and a note for every
  * device that has no place in the model.
  */
-import type { SourceHypervisor, SourceSound, SourceVideo, VideoModel } from '../model.js';
+
 import { asArray, attr } from '../../formats/xml.js';
+import type { SourceHypervisor, SourceSound, SourceVideo, VideoModel } from '../model.js';
 import { asEl, child, children, type El, intAttr, lookup } from './domain-el.js';
 
 const VIDEO_MODELS: Record<string, VideoModel> = {

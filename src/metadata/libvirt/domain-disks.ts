@@ -3,6 +3,8 @@
  * slot and backing chain, plus `<os><boot dev>` ordering. Each disk's source is recorded as a
  * {@link DiskSourceRef} for the reader to resolve.
  */
+
+import { attr } from '../../formats/xml.js';
 import type {
   DiskBus,
   DiskController,
@@ -11,7 +13,6 @@ import type {
   SourceDisk,
   SourceHypervisor,
 } from '../model.js';
-import { attr } from '../../formats/xml.js';
 import { child, children, type El, has, intAttr, lookup } from './domain-el.js';
 
 /** How a disk's or CD-ROM's source is named in the XML; readers resolve and check it. */

@@ -2,8 +2,9 @@
  * Hypervisor, firmware and boot of a libvirt domain: the source hypervisor from `<domain type>`
  * and `<os><type>`, BIOS or UEFI, the libosinfo OS hint, Xen PV boot and direct kernel boot.
  */
-import type { Firmware, SourceHypervisor, XenPvBoot } from '../model.js';
+
 import { asArray, attr, textOf } from '../../formats/xml.js';
+import type { Firmware, SourceHypervisor, XenPvBoot } from '../model.js';
 import { asEl, child, type El, textIn } from './domain-el.js';
 
 const LIBOSINFO_NS = 'http://libosinfo.org/xmlns/libvirt/domain/1.0';

@@ -2,9 +2,10 @@
  * Network interfaces of a libvirt domain: MAC, NIC model and the network, bridge or port group
  * each is attached to.
  */
+
+import { attr } from '../../formats/xml.js';
 import type { NetworkKind, NicModel, SourceHypervisor, SourceNic } from '../model.js';
 import { normalizeMac } from '../validate.js';
-import { attr } from '../../formats/xml.js';
 import { child, type El, lookup } from './domain-el.js';
 
 const NIC_MODELS: Record<string, NicModel> = {

@@ -3,8 +3,8 @@
  * `<vcpu>` and the `<cpu>` topology and model.
  */
 import { MetadataError } from '../../errors.js';
-import type { CpuTopology } from '../model.js';
 import { attr, textOf } from '../../formats/xml.js';
+import type { CpuTopology } from '../model.js';
 import { child, type El, has, intAttr, textIn } from './domain-el.js';
 
 const MAX_NUMBER_DIGITS = 64;

@@ -4,8 +4,8 @@
  * ({@link parseOvfDescriptor}).
  */
 import { MetadataError } from '../../errors.js';
-import type { ArchiveMember, SourceOrigin } from '../model.js';
 import { attr, parseUntrustedXml } from '../../formats/xml.js';
+import type { ArchiveMember, SourceOrigin } from '../model.js';
 import { checkRelativeName } from './manifest.js';
 import {
   attrOf,

@@ -2,9 +2,10 @@
  * The exporters' extensions: VMware's `vmw:Config`/`vmw:ExtraConfig` settings and VirtualBox's
  * `vbox:Machine` section, and what they tell about the hypervisor, the firmware and the NICs.
  */
+
+import { attr } from '../../formats/xml.js';
 import type { Firmware, SourceHypervisor, SourceNic } from '../model.js';
 import { normalizeMac } from '../validate.js';
-import { attr } from '../../formats/xml.js';
 import type { OvfDescriptor } from './ovf-envelope.js';
 import { type HwItem, nicModel } from './ovf-items.js';
 import { attrOf, type El, kid, kids } from './ovf-xml.js';

@@ -5,9 +5,9 @@
  */
 import * as path from 'node:path';
 import { MetadataError } from '../../errors.js';
+import { readVmdkDescriptor, type VmdkDescriptor } from '../../formats/vmdk-descriptor.js';
 import type { Node } from '../../node/node.js';
 import { printable, type VmxFile } from './parse-vmx.js';
-import { readVmdkDescriptor, type VmdkDescriptor } from '../../formats/vmdk-descriptor.js';
 import { isWindowsPath, resolveFrom } from './vmx-paths.js';
 import { type Slot, slotEntry } from './vmx-slots.js';
 

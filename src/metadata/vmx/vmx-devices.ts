@@ -4,10 +4,10 @@
  */
 import * as path from 'node:path';
 import { MetadataError } from '../../errors.js';
+import { capacityOf } from '../../formats/vmdk-descriptor.js';
 import type { Node } from '../../node/node.js';
 import type { DiskController, SourceCdrom, SourceDisk } from '../model.js';
 import { printable, type VmxFile } from './parse-vmx.js';
-import { capacityOf } from '../../formats/vmdk-descriptor.js';
 import { createTypeNote, followChain } from './vmx-chain.js';
 import { isWindowsPath, resolveFrom } from './vmx-paths.js';
 import { deviceSlots, type Slot, slotEntry } from './vmx-slots.js';

@@ -5,12 +5,12 @@
  */
 import * as path from 'node:path';
 import { MetadataError, UsageError } from '../../errors.js';
+import { MAX_TEXT_BYTES, readSectors, SECTOR } from '../../formats/vmdk-descriptor.js';
 import type { Node } from '../../node/node.js';
 import type { SourceGuest } from '../model.js';
 import type { MetadataReader, ReaderContext, ReaderOptions } from '../reader.js';
 import { normalizeUuid, validateGuest } from '../validate.js';
 import { parseVmx, printable } from './parse-vmx.js';
-import { MAX_TEXT_BYTES, readSectors, SECTOR } from '../../formats/vmdk-descriptor.js';
 import { applyBootOrder, readStorage } from './vmx-devices.js';
 import { readNics } from './vmx-nics.js';
 import { unmodeledNotes } from './vmx-notes.js';
