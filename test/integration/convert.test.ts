@@ -119,7 +119,9 @@ function booted(id: string): BootResult {
 beforeAll(async () => {
   work = await fs.mkdtemp('/var/tmp/v2v-load-convert-it-');
   await fs.chmod(work, 0o755);
-  for (const v of ['base', 'uuid', 'static-ip', 'dracut', 'xen-pv'] as const) {
+  // The dracut variant is converted by plan tests only (test/unit/convert-guestos.test.ts):
+  // dracut under TCG takes tens of minutes to build the fixture and again to convert it.
+  for (const v of ['base', 'uuid', 'static-ip', 'xen-pv'] as const) {
     guests.set(v, await debianGuest(v));
   }
   const g = (v: DebianVariant) => guests.get(v) as DebianGuest;
@@ -182,7 +184,6 @@ beforeAll(async () => {
     v('base', ['--verify-boot', '--verify-timeout', '420']),
     v('uuid'),
     v('static-ip'),
-    v('dracut'),
     v('xen-pv', ['-i', 'libvirtxml']),
     limit(() =>
       runJob('no-virtio', base.disk, [base.vmx as string, '--no-virtio'], {
@@ -276,13 +277,6 @@ describe('every variant converts and boots on virtio', () => {
     expect(job('static-ip').result.interfaces).toEqual([
       expect.objectContaining({ name: 'ens192', mac: g.mac, addresses: ['10.0.2.15/24'] }),
     ]);
-  });
-
-  it('dracut: rebuilt with dracut, boots on vda1', () => {
-    const b = booted('dracut');
-    expect(job('dracut').result.plan.join('\n')).toMatch(/run dracut --force/);
-    expect(b.markers.root).toBe('/dev/vda1');
-    expect(b.markers.vmtools).toBe('absent');
   });
 
   it('xen-pv (libvirt XML): console on ttyS0, / on vda1', () => {
