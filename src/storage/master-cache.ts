@@ -95,9 +95,14 @@ class AttemptTimeout extends Error {}
  * `fn()`, or an AttemptTimeout after `ms`. The command itself may still finish later: every
  * step of the lock is made so that a late one does no harm (see the module comment).
  */
-async function bounded<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+async function bounded<T>(
+  ms: number,
+  fn: () => Promise<T>,
+  abandoned?: Promise<unknown>[],
+): Promise<T> {
   const p = fn();
   p.catch(() => {});
+  abandoned?.push(p.catch(() => {}));
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
@@ -278,9 +283,11 @@ export class MasterCache {
     // The bound of one lock command: doubled after each command that got no answer in time
     // (a node that is slow throughout still gets through), never past the deadline.
     let bound = this.attemptMs;
+    // every lock command's promise: a late one must land before we clean up after giving up
+    const pending: Promise<unknown>[] = [];
     const attempt = async <T>(fn: () => Promise<T>): Promise<T | typeof TIMED_OUT> => {
       try {
-        return await bounded(Math.max(1, Math.min(bound, deadline - Date.now())), fn);
+        return await bounded(Math.max(1, Math.min(bound, deadline - Date.now())), fn, pending);
       } catch (e) {
         if (!isTimeout(e)) throw e;
         timeouts++;
@@ -384,6 +391,7 @@ export class MasterCache {
       }
     } finally {
       if (!won) {
+        await Promise.all(pending);
         await this.node.remove(fresh, { recursive: true }).catch(() => {});
         // A rename that answered after we gave up: that lock is ours, give it back.
         await this.release(lockDir, owner).catch(() => {});
