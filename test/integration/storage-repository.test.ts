@@ -380,14 +380,15 @@ describe.each(NODE_KINDS)('repository and master cache on the %s node', (kind) =
     const owner = { host: 'other.invalid', pid: 4242, time: Date.now(), token: 'live' };
     await fs.writeFile(path.join(lock, 'owner.json'), JSON.stringify(owner));
     const req = { datastore: ds, repository: repo, image: 'other-v1' };
-    const late = await new MasterCache(q, { pollMs: 50, waitMs: 300 })
+    // Long enough for a slow SSH node (a login shell per command) to read the owner record.
+    const late = await new MasterCache(q, { pollMs: 50, waitMs: 8000 })
       .ensure(req)
       .catch((e: unknown) => e);
     // the lock and its owner record named
     // (on a slow node the message goes on to say how many lock commands got no answer)
     expect(
       (late as Error).message.startsWith(
-        `${path.join(ds, 'other-v1.qcow2')}: waited 300 ms for the lock ${lock} held by pid 4242 ` +
+        `${path.join(ds, 'other-v1.qcow2')}: waited 8000 ms for the lock ${lock} held by pid 4242 ` +
           `on other.invalid (owner record: last heartbeat ${new Date(owner.time).toISOString()}, token live)`,
       ),
     ).toBe(true);
