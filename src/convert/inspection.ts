@@ -227,7 +227,14 @@ export async function inspectGuest(guest: Guest, readOnly: boolean): Promise<Gue
       // A secondary file system that does not mount (swap listed, damaged) is not fatal.
     }
   }
-  const apps = await g.call<{ app2_name: string }[]>('inspect_list_applications2', root);
+  // libguestfs fails outright when the package database file is missing: that is an empty
+  // database for us (the pipeline refuses it with a clear error).
+  const apps = await g
+    .call<{ app2_name: string }[]>('inspect_list_applications2', root)
+    .catch((e: unknown) => {
+      if (e instanceof GuestfsError && /No such file or directory/.test(e.message)) return [];
+      throw e;
+    });
   const packages = [...new Set(apps.map((a) => a.app2_name))].sort();
   const isLinux = type === 'linux';
   return {
