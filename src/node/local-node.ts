@@ -13,7 +13,7 @@ import type {
   RunResult,
 } from './node.js';
 import { collectors, settle } from './output.js';
-import { logRunError, logRunResult } from './run-log.js';
+import { runLogged } from './run-log.js';
 import { PASSPHRASE_ENV } from './ssh/ssh-auth.js';
 import { tempSibling } from './temp-name.js';
 
@@ -33,16 +33,8 @@ export class LocalNode implements Node {
     this.log = options.logger;
   }
 
-  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const started = performance.now();
-    try {
-      const result = await this.execute(argv, options);
-      logRunResult(this.log, this.name, argv, result);
-      return result;
-    } catch (e) {
-      logRunError(this.log, this.name, argv, e, started);
-      throw e;
-    }
+  run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    return runLogged(this.log, this.name, argv, () => this.execute(argv, options));
   }
 
   private async execute(argv: readonly string[], options: RunOptions): Promise<RunResult> {

@@ -50,3 +50,21 @@ export function logRunError(
   else how = `failed: ${error instanceof Error ? error.message : String(error)}`;
   log.debug(runLine(node, argv, how, error instanceof CommandError ? error.durationMs : ms));
 }
+
+/** Runs `execute` and logs how the command ended, returned or thrown (every node's `run`). */
+export async function runLogged<T extends CommandOutcome>(
+  log: Logger | undefined,
+  node: string,
+  argv: readonly string[],
+  execute: () => Promise<T>,
+): Promise<T> {
+  const started = performance.now();
+  try {
+    const result = await execute();
+    logRunResult(log, node, argv, result);
+    return result;
+  } catch (e) {
+    logRunError(log, node, argv, e, started);
+    throw e;
+  }
+}

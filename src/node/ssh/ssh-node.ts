@@ -14,7 +14,7 @@ import type {
 } from '../node.js';
 import { collectors, settle } from '../output.js';
 import { quoteArgv } from '../quote.js';
-import { logRunError, logRunResult } from '../run-log.js';
+import { runLogged } from '../run-log.js';
 import { tempSibling } from '../temp-name.js';
 import type { SshConnection } from './ssh-connection.js';
 
@@ -62,16 +62,8 @@ export class SshNode implements Node {
     return this.conn;
   }
 
-  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const started = performance.now();
-    try {
-      const result = await this.execute(argv, options);
-      logRunResult(this.log, this.name, argv, result);
-      return result;
-    } catch (e) {
-      logRunError(this.log, this.name, argv, e, started);
-      throw e;
-    }
+  run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    return runLogged(this.log, this.name, argv, () => this.execute(argv, options));
   }
 
   private async execute(argv: readonly string[], options: RunOptions): Promise<RunResult> {
