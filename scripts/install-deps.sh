@@ -14,6 +14,7 @@ PACKAGES=(
   debootstrap extlinux
   ntfs-3g
   gcc libc6-dev
+  chromium
 )
 
 missing=()

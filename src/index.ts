@@ -6,6 +6,8 @@
  */
 import 'reflect-metadata';
 
+// Import and batch: one guest, or a manifest of them, onto libvirt nodes.
+export * from './batch/index.js';
 export { main as runCli } from './cli/main.js';
 export {
   createRootContainer,
@@ -24,6 +26,17 @@ export {
   type VmdkExtent,
 } from './formats/vmdk-descriptor.js';
 export { parseUntrustedXml } from './formats/xml.js';
+export { ImportError } from './import/errors.js';
+export {
+  DEFAULT_POOL,
+  IMPORT_STAGES,
+  type ImportEvent,
+  type ImportedDisk,
+  Importer,
+  type ImportRequest,
+  type ImportResult,
+  type ImportStage,
+} from './import/importer.js';
 export { type Logger, StreamLogger } from './log/logger.js';
 export { DiskReader } from './metadata/disk/disk-reader.js';
 export { LibvirtReader } from './metadata/libvirt/libvirt-reader.js';

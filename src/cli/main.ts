@@ -13,10 +13,12 @@ import { redactSecrets } from '../log/redact.js';
 import type { NodeFactory } from '../node/node-factory.js';
 import { handleProcessSignals } from '../run/process-signals.js';
 import { RunScope } from '../run/run-scope.js';
+import { batchCommand } from './commands/batch.js';
 import { convertCommand } from './commands/convert.js';
 import { doctorCommand } from './commands/doctor.js';
 import { domainCommand } from './commands/domain.js';
 import { imageCommand } from './commands/image/index.js';
+import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import type { CliContext, GlobalArgs } from './context.js';
 
@@ -121,6 +123,8 @@ export async function main(
     .command(inspectCommand(ctx))
     .command(imageCommand(ctx))
     .command(convertCommand(ctx))
+    .command(importCommand(ctx))
+    .command(batchCommand(ctx))
     .demandCommand(1, 'give a command (see --help)')
     .recommendCommands()
     .strict()

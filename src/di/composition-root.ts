@@ -17,6 +17,7 @@ import { RhelGuestOs } from '../guestos/rhel.js';
 import { VmwareLinuxSource } from '../hvsource/vmware-linux.js';
 import { XenLinuxSource } from '../hvsource/xen-linux.js';
 import { KvmTarget } from '../hvtarget/kvm.js';
+import { Importer } from '../import/importer.js';
 import type { Logger } from '../log/logger.js';
 import { DiskReader } from '../metadata/disk/disk-reader.js';
 import { LibvirtReader } from '../metadata/libvirt/libvirt-reader.js';
@@ -78,6 +79,7 @@ export function createRootContainer(
   for (const m of GUEST_OSES) root.register(TOKENS.GuestOs, { useClass: m });
   root.register(TOKENS.HvTarget, { useClass: KvmTarget });
   root.register(TOKENS.Converter, { useClass: Converter });
+  root.register(TOKENS.Importer, { useClass: Importer });
   // Factories, resolved in a run container: `c` is that container (its node, its settings).
   root.register(TOKENS.QemuImg, {
     useFactory: (c) =>

@@ -46,4 +46,6 @@ export const TOKENS = {
   HvTarget: Symbol('HvTarget'),
   /** {@link Converter}: the conversion pipeline, resolved in a run container. */
   Converter: Symbol('Converter'),
+  /** {@link Importer}: convert + place + define + start on a node, resolved in a run container. */
+  Importer: Symbol('Importer'),
 } as const;

@@ -1,0 +1,509 @@
+/**
+ * `v2v-load import`: a VMware (or Xen) export in, a running KVM guest on a node out. The stages,
+ * top to bottom:
+ *
+ *   prepare (read the source's metadata, reach the node and its libvirt, take the import record
+ *   in the pool, check that the name, the files and the UUID are free) → convert (the Converter
+ *   of `v2v-load convert`, here on the converting machine: into the pool itself when the node is
+ *   this machine, else into a local staging directory) → place (each disk streamed once to the
+ *   pool over SSH and checksummed; the domain XML written there with the pool paths and a
+ *   console log) → define → start → verify-boot (the imported domain's own console shows a
+ *   login prompt).
+ *
+ * Every thing made on the node is first written into the import record, then registered with
+ * the run's cleanup stack: a failure or an interruption at any stage removes all of it (the
+ * domain, the disks, the XML, temporary files) and never touches the source; after a kill -9,
+ * the next import of the same name into the same pool removes what the dead one made, then
+ * imports.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { inject, injectAll, injectable } from 'tsyringe';
+import type { ConvertStorage } from '../convert/disks.js';
+import type {
+  ConvertEvent,
+  Converter,
+  ConvertRequest,
+  ConvertResult,
+} from '../convert/pipeline.js';
+import { isTempSiblingOf } from '../convert/run-record.js';
+import { type NetworkMapping, targetLayout } from '../convert/target.js';
+import type { BootVerdict } from '../convert/verify-boot.js';
+import { TOKENS } from '../di/tokens.js';
+import { UsageError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { ReaderKind } from '../metadata/model.js';
+import type { MetadataReader, ReaderOptions } from '../metadata/reader.js';
+import { guessKind, readerFor } from '../metadata/registry.js';
+import type { Node } from '../node/node.js';
+import type { NodeFactory } from '../node/node-factory.js';
+import type { NodeSpec } from '../node/node-spec.js';
+import { tempSibling } from '../node/temp-name.js';
+import { DEFAULT_LIBVIRT_URI, LibvirtConnection } from '../provisioning/libvirt/connection.js';
+import type { Domain } from '../provisioning/libvirt/domain.js';
+import { isNotFound, isOperationInvalid } from '../provisioning/libvirt/errors.js';
+import type { CleanupStack } from '../run/cleanup.js';
+import { bindSignal } from '../run/signal-bound-node.js';
+import { watchBoot } from './boot-watch.js';
+import { placeDomainXml } from './domain-xml.js';
+import { ImportError } from './errors.js';
+import { ImportRecord, type ImportRecordData } from './import-record.js';
+import { withLibvirtRetry } from './libvirt-retry.js';
+import { type CopyProgress, placeFile } from './place.js';
+
+export const IMPORT_STAGES = [
+  'prepare',
+  'convert',
+  'place',
+  'define',
+  'start',
+  'verify-boot',
+] as const;
+export type ImportStage = (typeof IMPORT_STAGES)[number];
+
+/** The pool when none is given. */
+export const DEFAULT_POOL = '/var/lib/libvirt/images';
+/** Where a remote import keeps the converted disks until they are placed. */
+export const STAGING_ROOT = '/var/tmp/v2v-load-import';
+
+/** The storage modes an import offers (it never converts the source in place). */
+export const IMPORT_STORAGE = ['copy', 'snapshot'] as const satisfies readonly ConvertStorage[];
+export type ImportStorage = (typeof IMPORT_STORAGE)[number];
+
+/** What one import does. */
+export interface ImportRequest {
+  source: string[];
+  input?: ReaderKind | undefined;
+  readerOptions?: ReaderOptions | undefined;
+  /** The node the guest goes to (default: this machine). */
+  target?: NodeSpec | undefined;
+  /** libvirt URI on the node (default qemu:///system). */
+  connect?: string | undefined;
+  /** Directory on the node for the disks, the XML and the console log (default DEFAULT_POOL). */
+  pool?: string | undefined;
+  name?: string | undefined;
+  networks?: NetworkMapping[] | undefined;
+  /** copy (default), or snapshot: a qcow2 over the source (this machine only). */
+  storage?: ImportStorage | undefined;
+  outputFormat?: 'qcow2' | 'raw' | undefined;
+  domainType?: 'auto' | 'kvm' | 'qemu' | undefined;
+  accel?: 'auto' | 'kvm' | 'tcg' | undefined;
+  withFiles?: Record<string, string> | undefined;
+  applianceSmp?: number | undefined;
+  /** Start the domain (default true). */
+  start?: boolean | undefined;
+  /** Watch the started domain's console for a login prompt. */
+  verifyBoot?: boolean | undefined;
+  /** Default 300 s. */
+  verifyTimeoutMs?: number | undefined;
+  /** libvirt calls ride out a libvirtd restart for this long (default 60 s). */
+  libvirtRetryMs?: number | undefined;
+}
+
+export type ImportEvent =
+  | { type: 'stage'; stage: ImportStage; state: 'start' | 'end'; ms?: number }
+  /** A stage event of the conversion inside the convert stage. */
+  | { type: 'convert-stage'; stage: string; state: 'start' | 'end'; ms?: number }
+  | { type: 'progress'; copy: 'convert' | 'place'; disk: string; percent: number }
+  | { type: 'warning'; message: string };
+
+export interface ImportedDisk {
+  path: string;
+  format: string;
+  dev: string;
+  bytes: number;
+  /** sha256 of the bytes placed (remote nodes: checked on both ends). */
+  sha256?: string | undefined;
+}
+
+export interface ImportResult {
+  name: string;
+  uuid: string;
+  node: string;
+  uri: string;
+  pool: string;
+  source: { kind: ReaderKind; path: string; hypervisor: string };
+  guest: ConvertResult['guest'];
+  disks: ImportedDisk[];
+  xmlPath: string;
+  consoleLog: string;
+  /** The domain's state at the end (libvirt's words). */
+  state: string;
+  verify?: BootVerdict | undefined;
+  warnings: string[];
+  /** Milliseconds per import stage. */
+  stages: Partial<Record<ImportStage, number>>;
+  /** Milliseconds per stage of the conversion (inside `convert`). */
+  convertStages: ConvertResult['stages'];
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
+
+@injectable()
+export class Importer {
+  constructor(
+    @inject(TOKENS.Converter) private readonly converter: Converter,
+    @inject(TOKENS.Node) private readonly local: Node,
+    @inject(TOKENS.NodeFactory) private readonly nodes: NodeFactory,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+    @inject(TOKENS.Cleanup) private readonly cleanup: CleanupStack,
+    @inject(TOKENS.AbortSignal) private readonly signal: AbortSignal,
+    @injectAll(TOKENS.MetadataReader) private readonly readers: MetadataReader[],
+  ) {}
+
+  /** Checks the request's own values before any node is reached. */
+  static checkRequest(req: ImportRequest): void {
+    if (!req.source.length) throw new UsageError('give a SOURCE to import');
+    const pool = req.pool ?? DEFAULT_POOL;
+    if (!path.isAbsolute(pool)) {
+      throw new UsageError(`--pool ${pool}: must be an absolute path on the node`);
+    }
+    if (req.name !== undefined && !NAME_RE.test(req.name)) {
+      throw new UsageError(
+        `--name ${JSON.stringify(req.name)}: use letters, digits, '.', '_', '+' and '-' (at most 64)`,
+      );
+    }
+    if (req.storage === 'snapshot' && req.target?.ssh) {
+      throw new UsageError(
+        '--storage snapshot keeps the disk as an overlay over the source: it works on this machine only, not with --host',
+        { hint: 'use --storage copy (the default) for another node' },
+      );
+    }
+    if (req.storage === 'snapshot' && req.outputFormat === 'raw') {
+      throw new UsageError('--storage snapshot needs --output-format qcow2');
+    }
+    if (req.verifyBoot && req.start === false) {
+      throw new UsageError(
+        '--verify-boot watches the imported domain boot: it cannot be combined with --no-start',
+      );
+    }
+    if (req.verifyTimeoutMs !== undefined && !(req.verifyTimeoutMs > 0)) {
+      throw new UsageError(`--verify-timeout: give a number of seconds > 0`);
+    }
+  }
+
+  async import(
+    req: ImportRequest,
+    onEvent: (e: ImportEvent) => void = () => {},
+  ): Promise<ImportResult> {
+    Importer.checkRequest(req);
+    const stages: Partial<Record<ImportStage, number>> = {};
+    const stage = async <T>(s: ImportStage, fn: () => Promise<T>): Promise<T> => {
+      onEvent({ type: 'stage', stage: s, state: 'start' });
+      const t0 = performance.now();
+      const r = await fn();
+      stages[s] = Math.round(performance.now() - t0);
+      onEvent({ type: 'stage', stage: s, state: 'end', ms: stages[s] });
+      return r;
+    };
+    const warnings: string[] = [];
+    const warn = (message: string) => {
+      warnings.push(message);
+      onEvent({ type: 'warning', message });
+    };
+    const pool = req.pool ?? DEFAULT_POOL;
+    const uri = req.connect ?? DEFAULT_LIBVIRT_URI;
+    const remote = !!req.target?.ssh;
+    const retry = <T>(what: string, fn: () => Promise<T>) =>
+      withLibvirtRetry(what, fn, {
+        signal: this.signal,
+        log: this.log,
+        deadlineMs: req.libvirtRetryMs,
+      });
+
+    // Prepare: everything checked before anything is made.
+    const prep = await stage('prepare', async () => {
+      const kind = req.input ?? guessKind(req.source);
+      const reader = readerFor(kind, this.readers);
+      const readerOptions = req.readerOptions ?? {};
+      reader.check(req.source, readerOptions);
+      const source = await this.readSource(reader, req.source, readerOptions);
+      const name = req.name ?? source.name;
+      if (!NAME_RE.test(name)) {
+        throw new ImportError(
+          `${source.origin.source}: the guest's name ${JSON.stringify(name)} cannot name a domain and its files`,
+          { hint: 'give one with --name' },
+        );
+      }
+      const unbound = await this.nodes.get(req.target ?? {});
+      const node = bindSignal(unbound, this.signal);
+      const conn = new LibvirtConnection(node, uri);
+      // Cleanup runs after an interruption too: its virsh commands must not be bound to it.
+      const cleanupConn = new LibvirtConnection(unbound, uri);
+      if ((await node.stat(pool))?.type !== 'directory') {
+        throw new ImportError(`--pool ${pool}: no such directory on ${node.name}`, {
+          hint: 'create it (QEMU must be able to read it: mode 0755 or 0711)',
+        });
+      }
+      const layout = targetLayout(source, {
+        outputDir: pool,
+        outputFormat: req.outputFormat ?? 'qcow2',
+        virtio: true,
+        networks: req.networks ?? [],
+        name,
+      });
+      const staging = remote
+        ? path.join(
+            STAGING_ROOT,
+            `${name}-${createHash('sha256').update(`${node.name}\0${pool}\0${name}`).digest('hex').slice(0, 12)}`,
+          )
+        : undefined;
+      const record = await ImportRecord.acquire(node, pool, name, uri, this.log, (stale) =>
+        this.cleanStale(node, pool, stale),
+      );
+      // Registered first, so it runs last: what the record lists is gone by then.
+      this.cleanup.defer(`release the import record ${record.path}`, () => record.release());
+
+      const existing = await retry('look up the domain name', () =>
+        conn.lookupByName(name).then(
+          (d) => d,
+          (e: unknown) => {
+            if (isNotFound(e)) return undefined;
+            throw e;
+          },
+        ),
+      );
+      if (existing) {
+        throw new ImportError(`a domain named ${name} exists already on ${uri} on ${node.name}`, {
+          hint: 'give another --name, or remove that domain first',
+        });
+      }
+      const disks = layout.disks.map((d) => d.output);
+      const xmlPath = path.posix.join(pool, `${name}.xml`);
+      const consoleLog = path.posix.join(pool, `${name}-console.log`);
+      const taken: string[] = [];
+      for (const f of [...disks, xmlPath, consoleLog]) if (await node.stat(f)) taken.push(f);
+      if (taken.length) {
+        throw new ImportError(`already on ${node.name}, not overwritten: ${taken.join(', ')}`, {
+          hint: 'remove them, or give another --name or --pool',
+        });
+      }
+      let uuid = source.uuid?.toLowerCase();
+      if (uuid) {
+        const holder = await retry('look up the source UUID', () =>
+          conn.lookupByUuid(uuid as string).then(
+            (d) => d.name,
+            (e: unknown) => {
+              if (isNotFound(e)) return undefined;
+              throw e;
+            },
+          ),
+        );
+        if (holder) {
+          warn(`domain ${holder} has the source's UUID ${uuid} on ${uri}: ${name} gets a new one`);
+          uuid = undefined;
+        }
+      }
+      await record.update({ outputs: [...disks, xmlPath, consoleLog], staging });
+      const outputs = this.cleanup.defer(`remove the files of the failed import of ${name}`, () =>
+        this.removeOutputs(node, pool, [...disks, xmlPath, consoleLog]),
+      );
+      if (staging) {
+        await this.local.remove(staging, { recursive: true });
+        await this.local.mkdir(staging, { recursive: true, mode: 0o755 });
+        this.cleanup.defer(`remove the staging directory ${staging}`, () =>
+          this.local.remove(staging, { recursive: true }),
+        );
+      }
+      return {
+        kind,
+        readerOptions,
+        name,
+        node,
+        conn,
+        cleanupConn,
+        record,
+        staging,
+        xmlPath,
+        consoleLog,
+        uuid: uuid ?? randomUUID(),
+        outputs,
+      };
+    });
+    const { node, conn, record, name, xmlPath, consoleLog, uuid } = prep;
+
+    // Convert, on this machine: into the pool itself, or into the staging directory.
+    const converted = await stage('convert', () => {
+      const creq: ConvertRequest = {
+        source: req.source,
+        input: prep.kind,
+        readerOptions: prep.readerOptions,
+        outputDir: prep.staging ?? pool,
+        name,
+        storage: req.storage ?? 'copy',
+        outputFormat: req.outputFormat ?? 'qcow2',
+        virtio: true,
+        domainType: req.domainType ?? 'auto',
+        accel: req.accel,
+        networks: req.networks ?? [],
+        withFiles: req.withFiles ?? {},
+        dryRun: false,
+        verifyBoot: false,
+        applianceSmp: req.applianceSmp,
+      };
+      return this.converter.convert(creq, (e: ConvertEvent) => {
+        if (e.type === 'stage') onEvent({ ...e, type: 'convert-stage' });
+        else if (e.type === 'progress') {
+          onEvent({
+            type: 'progress',
+            copy: 'convert',
+            disk: path.basename(e.disk),
+            percent: e.percent,
+          });
+        } else if (e.type === 'warning') warn(e.message);
+      });
+    });
+
+    // Place the disks and the XML in the pool.
+    const disks: ImportedDisk[] = await stage('place', async () => {
+      const placed: ImportedDisk[] = [];
+      const map: Record<string, string> = {};
+      for (const d of converted.disks) {
+        const to = path.posix.join(pool, path.basename(d.path));
+        map[d.path] = to;
+        if (!remote) {
+          const st = await node.stat(to);
+          placed.push({ path: to, format: d.format, dev: d.dev, bytes: st?.size ?? 0 });
+          continue;
+        }
+        const p = await placeFile(node, d.path, to, {
+          cleanup: this.cleanup,
+          onProgress: (pr: CopyProgress) =>
+            onEvent({
+              type: 'progress',
+              copy: 'place',
+              disk: path.basename(to),
+              percent: pr.percent,
+            }),
+        });
+        // The staged copy is not needed any more (space on the converting machine).
+        await this.local.remove(d.path);
+        placed.push({ path: to, format: d.format, dev: d.dev, bytes: p.bytes, sha256: p.sha256 });
+      }
+      const xml = placeDomainXml(converted.xml, { disks: map, uuid, consoleLog });
+      const tmp = tempSibling(xmlPath);
+      const h = this.cleanup.defer(`remove ${tmp}`, () => node.remove(tmp));
+      await node.writeFileAtomic(tmp, xml, { mode: 0o644 });
+      // The converter wrote the XML into the pool when the node is this machine: ours to replace.
+      await node.rename(tmp, xmlPath, { noReplace: remote });
+      h.dismiss();
+      return placed;
+    });
+
+    // Define: the UUID is recorded first, so a crash right after leaves a domain we can find.
+    await record.update({ domainUuid: uuid });
+    const domainHandle = this.cleanup.defer(`remove domain ${name} of the failed import`, () =>
+      this.removeDomain(prep.cleanupConn, uuid),
+    );
+    const domain: Domain = await stage('define', async () => {
+      const xml = (await node.readFile(xmlPath)).toString('utf8');
+      return retry(`define domain ${name}`, () => conn.define(xml));
+    });
+
+    let verify: BootVerdict | undefined;
+    if (req.start ?? true) {
+      await stage('start', () =>
+        retry(`start domain ${name}`, async () => {
+          try {
+            await domain.start();
+          } catch (e) {
+            // A start cut off by a libvirtd restart may have happened: running is what we want.
+            if (isOperationInvalid(e) && (await domain.isActive())) return;
+            throw e;
+          }
+        }),
+      );
+      if (req.verifyBoot) {
+        verify = await stage('verify-boot', () =>
+          watchBoot(node, domain, consoleLog, {
+            timeoutMs: req.verifyTimeoutMs ?? 300_000,
+            signal: this.signal,
+            log: this.log,
+          }),
+        );
+        if (!verify.booted) {
+          throw new ImportError(
+            `${name} did not boot on ${node.name}: ${verify.reason}\n${verify.consoleTail.replace(/^/gm, '  | ')}`,
+            { hint: 'the import was removed; convert it with `v2v-load convert` to look at it' },
+          );
+        }
+      }
+    }
+    const state = await retry(`state of ${name}`, () => domain.getState());
+    // Success: the domain and its files are the user's now.
+    domainHandle.dismiss();
+    prep.outputs.dismiss();
+    return {
+      name,
+      uuid,
+      node: node.name,
+      uri,
+      pool,
+      source: converted.source,
+      guest: converted.guest,
+      disks,
+      xmlPath,
+      consoleLog,
+      state: state.state,
+      verify,
+      warnings,
+      stages,
+      convertStages: converted.stages,
+    };
+  }
+
+  private async readSource(reader: MetadataReader, source: string[], options: ReaderOptions) {
+    const dir = (
+      await this.local.run(['mktemp', '-d', '/var/tmp/v2v-load-import-XXXXXXXX'])
+    ).stdout.trim();
+    try {
+      return await reader.read(source, options, {
+        node: this.local,
+        log: this.log,
+        tmpDir: dir,
+        signal: this.signal,
+      });
+    } finally {
+      await this.local.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /** Removes `files` and their temporary siblings from the pool. */
+  private async removeOutputs(node: Node, pool: string, files: readonly string[]): Promise<void> {
+    const entries = await node.list(pool).catch(() => []);
+    for (const e of entries) {
+      if (files.some((f) => isTempSiblingOf(e.name, f))) {
+        await node.remove(path.posix.join(pool, e.name)).catch(() => {});
+      }
+    }
+    for (const f of files) await node.remove(f);
+  }
+
+  /** Stops and undefines the domain with `uuid`, if it exists. */
+  private async removeDomain(conn: LibvirtConnection, uuid: string): Promise<void> {
+    const dom = await withLibvirtRetry('look up the domain to remove', () =>
+      conn.lookupByUuid(uuid).then(
+        (d) => d,
+        (e: unknown) => {
+          if (isNotFound(e)) return undefined;
+          throw e;
+        },
+      ),
+    );
+    if (!dom) return;
+    if (await dom.isActive().catch(() => false)) await dom.destroy().catch(() => {});
+    await dom.undefine({ nvram: true }).catch(() => dom.undefine());
+  }
+
+  /** Removes what a dead import of the same name into the same pool made. */
+  private async cleanStale(node: Node, pool: string, stale: ImportRecordData): Promise<void> {
+    if (stale.domainUuid) {
+      await this.removeDomain(new LibvirtConnection(node, stale.uri), stale.domainUuid);
+    }
+    await this.removeOutputs(node, pool, stale.outputs);
+    if (stale.staging?.startsWith(`${STAGING_ROOT}/`)) {
+      await fs.rm(stale.staging, { recursive: true, force: true });
+    }
+  }
+}
