@@ -20,6 +20,7 @@ import { domainCommand } from './commands/domain.js';
 import { imageCommand } from './commands/image/index.js';
 import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
+import { vclCommand } from './commands/vcl.js';
 import type { CliContext, GlobalArgs } from './context.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -123,6 +124,7 @@ export async function main(
     .command(inspectCommand(ctx))
     .command(imageCommand(ctx))
     .command(convertCommand(ctx))
+    .command(vclCommand(ctx))
     .command(importCommand(ctx))
     .command(batchCommand(ctx))
     .demandCommand(1, 'give a command (see --help)')

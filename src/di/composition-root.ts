@@ -29,9 +29,13 @@ import { VmxReader } from '../metadata/vmx/vmx-reader.js';
 import type { Node } from '../node/node.js';
 import { NodeFactory } from '../node/node-factory.js';
 import type { NodeSpec } from '../node/node-spec.js';
+import { HYPERVISOR_DRIVERS } from '../provisioning/drivers/index.js';
 import { DEFAULT_LIBVIRT_URI, LibvirtConnection } from '../provisioning/libvirt/connection.js';
+import { convertRepositoryImage } from '../provisioning/master-conversion.js';
+import { type ProvisionerHooks, VclProvisioner } from '../provisioning/provisioner.js';
 import { RunScope } from '../run/run-scope.js';
 import { bindSignal } from '../run/signal-bound-node.js';
+import { MasterCache } from '../storage/master-cache.js';
 import { CopyMode } from '../storage/modes/copy.js';
 import { CowMode } from '../storage/modes/cow.js';
 import { InPlaceMode } from '../storage/modes/in-place.js';
@@ -79,6 +83,30 @@ export function createRootContainer(
   for (const m of GUEST_OSES) root.register(TOKENS.GuestOs, { useClass: m });
   root.register(TOKENS.HvTarget, { useClass: KvmTarget });
   root.register(TOKENS.Converter, { useClass: Converter });
+  // Provisioning: the hypervisor drivers (asked in order), one master cache per node.
+  for (const d of HYPERVISOR_DRIVERS) root.register(TOKENS.HypervisorDriver, { useClass: d });
+  const masterCaches = new Map<string, MasterCache>();
+  root.register(TOKENS.MasterCacheFor, {
+    useValue: (qemu: QemuImg) => {
+      let m = masterCaches.get(qemu.node.name);
+      if (!m) {
+        m = new MasterCache(qemu);
+        masterCaches.set(qemu.node.name, m);
+      }
+      return m;
+    },
+  });
+  root.register(TOKENS.ProvisionerHooks, { useValue: {} satisfies ProvisionerHooks });
+  root.register(TOKENS.ConvertMaster, {
+    useFactory: (c) => (job: Parameters<typeof convertRepositoryImage>[3]) =>
+      convertRepositoryImage(
+        c.resolve<Converter>(TOKENS.Converter),
+        c.resolve<Node>(TOKENS.Node),
+        c.resolve<Logger>(TOKENS.Logger),
+        job,
+      ),
+  });
+  root.register(TOKENS.VclProvisioner, { useClass: VclProvisioner });
   root.register(TOKENS.Importer, { useClass: Importer });
   // Factories, resolved in a run container: `c` is that container (its node, its settings).
   root.register(TOKENS.QemuImg, {

@@ -46,6 +46,16 @@ export const TOKENS = {
   HvTarget: Symbol('HvTarget'),
   /** {@link Converter}: the conversion pipeline, resolved in a run container. */
   Converter: Symbol('Converter'),
+  /** {@link HypervisorDriver}: one registration per driver (multi), asked in order. */
+  HypervisorDriver: Symbol('HypervisorDriver'),
+  /** {@link MasterCacheFor}: the node's master cache (one per node and process). */
+  MasterCacheFor: Symbol('MasterCacheFor'),
+  /** {@link ConvertMasterFn}: converts a repository VMware image into a master. Run container. */
+  ConvertMaster: Symbol('ConvertMaster'),
+  /** {@link ProvisionerHooks}: test hooks of the provisioner (default: none). */
+  ProvisionerHooks: Symbol('ProvisionerHooks'),
+  /** {@link VclProvisioner}: the VCL provisioning module, resolved in a run container. */
+  VclProvisioner: Symbol('VclProvisioner'),
   /** {@link Importer}: convert + place + define + start on a node, resolved in a run container. */
   Importer: Symbol('Importer'),
 } as const;

@@ -1,0 +1,921 @@
+/**
+ * The VCL provisioning module (VCL's libvirt.pm with its KVM.pm driver) on a local or SSH
+ * node: load, capture, node_status, the power verbs, image queries, snapshots, and libvirt.pm's
+ * private helpers. Read {@link VclProvisioner.load} first: the load's steps in order, each
+ * registering the undo of what it made; a failure rolls back exactly that.
+ */
+import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
+import { inject, injectAll, injectable } from 'tsyringe';
+import { TOKENS } from '../di/tokens.js';
+import { V2vError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Node } from '../node/node.js';
+import { CleanupStack } from '../run/cleanup.js';
+import { StorageError } from '../storage/errors.js';
+import type { MasterCache } from '../storage/master-cache.js';
+import type { QemuImg } from '../storage/qemu-img.js';
+import {
+  doesImageExist,
+  findInRepository,
+  type ImageFiles,
+  imageSize,
+} from '../storage/repository.js';
+import {
+  buildLoadDomainXml,
+  generateDomainDefinition,
+  type LoadRecord,
+  loadRecordFrom,
+  loadRecordValues,
+  type RecordedHardware,
+  recordedHardware,
+} from './domain-xml.js';
+import { chooseDriver, type DriverContext, type HypervisorDriver } from './drivers/driver.js';
+import type { LibvirtConnection } from './libvirt/connection.js';
+import { Domain } from './libvirt/domain.js';
+import { isNotFound, isOperationInvalid } from './libvirt/errors.js';
+import { parseDomStatsRaw } from './libvirt/parse.js';
+import type { SnapshotInfo } from './libvirt/snapshot.js';
+import { type DomainStateName, isActiveState, stateFromCodes } from './libvirt/state.js';
+import type { MasterConversion } from './master-conversion.js';
+import {
+  consoleLogPath,
+  copyOnWriteFilePath,
+  domainFileBaseName,
+  domainName,
+  domainXmlDirectoryPath,
+  domainXmlFilePath,
+  isComputerDomain,
+  masterImageDirectoryPath,
+  masterImageFilePath,
+  masterXmlFilePath,
+  newImageName,
+  repositorySearchPaths,
+} from './naming.js';
+import { takeNodeLock } from './node-lock.js';
+import type { Reservation } from './reservation.js';
+
+/** The steps of a load, in order (a failure hook may stop the load after any of them). */
+export const LOAD_STEPS = [
+  'lock',
+  'initialize',
+  'delete-existing',
+  'master',
+  'cow',
+  'generate-xml',
+  'write-xml',
+  'define',
+  'start',
+  'post-load',
+] as const;
+export type LoadStep = (typeof LOAD_STEPS)[number];
+
+/** Hooks into the provisioner (tests inject failures; the default has none). */
+export interface ProvisionerHooks {
+  /** Called after each load step; a throw fails the load there (and rolls it back). */
+  afterLoadStep?(step: LoadStep, res: Reservation): void | Promise<void>;
+}
+
+/** Converts a repository image into a master (bound to the run's Converter). */
+export type ConvertMasterFn = (job: MasterConversion) => Promise<void>;
+
+/** Makes or finds the master cache of a node (one per node and process). */
+export type MasterCacheFor = (qemu: QemuImg) => MasterCache;
+
+/** The default post_load pattern: a login prompt on the serial console. */
+export const DEFAULT_READY_PATTERN = String.raw`(^|\n)[^\n]*login: *$`;
+
+/** A provisioning operation failed (the message names the computer, domain or image). */
+export class ProvisioningError extends V2vError {
+  override readonly code: string = 'PROVISIONING_FAILED';
+}
+
+/** The guest did not show its ready pattern in time. */
+export class PostLoadTimeoutError extends ProvisioningError {
+  override readonly code = 'POST_LOAD_TIMEOUT';
+}
+
+/** VCL's power states. */
+export type PowerStatus = 'on' | 'off' | 'suspended';
+
+/** Every libvirt state as VCL's power status. */
+export const POWER_OF_STATE: Record<DomainStateName, PowerStatus> = {
+  running: 'on',
+  idle: 'on',
+  'in shutdown': 'on',
+  paused: 'suspended',
+  pmsuspended: 'suspended',
+  'shut off': 'off',
+  crashed: 'off',
+  'no state': 'off',
+};
+
+/** A domain in {@link VclProvisioner.getDomainInfo}. */
+export interface DomainInfoEntry {
+  uuid: string;
+  id?: number | undefined;
+  state: DomainStateName;
+}
+
+/** What node_status found. */
+export interface NodeStatusResult {
+  status: 'READY' | 'POST_LOAD' | 'RELOAD';
+  domain: string | undefined;
+  state: DomainStateName | undefined;
+  image: string | undefined;
+  revision: number | undefined;
+  postLoadRan: boolean;
+  reachable: boolean;
+  reason: string;
+}
+
+/** What a load did. */
+export interface LoadResult {
+  domain: string;
+  uuid: string;
+  driver: string;
+  domainType: string;
+  master: string;
+  masterCopied: boolean;
+  cow: string;
+  xmlFile: string;
+  consoleLog: string;
+  postLoad: { waited: boolean; seconds: number | undefined };
+  /** Commands the load ran on the node. */
+  nodeCommands: number;
+  ms: number;
+}
+
+/** What a capture made. */
+export interface CaptureResult {
+  image: string;
+  domain: string;
+  master: string;
+  xml: string;
+  repository: { image: string; xml: string } | undefined;
+  bytes: number;
+  shutdown: 'graceful' | 'destroyed' | 'was-off';
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Counts the commands and file operations run on a node (for `nodeCommands`). */
+function countingNode(node: Node, counter: { n: number }): Node {
+  return new Proxy(node, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function' || prop === 'close') return v;
+      return (...args: unknown[]) => {
+        counter.n++;
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+@injectable()
+export class VclProvisioner {
+  private chosen: { driver: HypervisorDriver; refused: Record<string, string> } | undefined;
+  private domainTypesMemo: Promise<string[]> | undefined;
+  private readonly counter = { n: 0 };
+  private readonly node: Node;
+
+  constructor(
+    @inject(TOKENS.Node) node: Node,
+    @inject(TOKENS.QemuImg) private readonly qemu: QemuImg,
+    @inject(TOKENS.LibvirtConnection) private readonly conn: LibvirtConnection,
+    @inject(TOKENS.Logger) private readonly log: Logger,
+    @inject(TOKENS.Cleanup) private readonly cleanup: CleanupStack,
+    @injectAll(TOKENS.HypervisorDriver) private readonly drivers: HypervisorDriver[],
+    @inject(TOKENS.MasterCacheFor) private readonly mastersFor: MasterCacheFor,
+    @inject(TOKENS.ConvertMaster) private readonly convertMaster: ConvertMasterFn,
+    @inject(TOKENS.ProvisionerHooks) private readonly hooks: ProvisionerHooks,
+  ) {
+    this.node = countingNode(node, this.counter);
+  }
+
+  /** Commands and file operations run on the node so far (virsh and qemu-img included). */
+  get nodeCommands(): number {
+    return this.counter.n;
+  }
+
+  // ---------------------------------------------------------------- initialize
+
+  private context(res: Reservation): DriverContext {
+    return {
+      node: this.node,
+      conn: this.conn,
+      qemu: this.qemu,
+      res,
+      log: this.log,
+      masters: this.mastersFor(this.qemu),
+      domainTypes: () => {
+        this.domainTypesMemo ??= this.conn.domainTypes();
+        return this.domainTypesMemo;
+      },
+      convertMaster: (found: ImageFiles, target: string) =>
+        this.convertMaster({
+          found,
+          target,
+          targetXml: masterXmlFilePath(res),
+          image: res.image.name,
+          domainType: this.chosen?.driver.domainType ?? 'qemu',
+        }),
+    };
+  }
+
+  /**
+   * VCL's initialize: asks each driver, in order, whether it serves the node; the first that
+   * does is used. @throws ProvisioningError with each driver's reason when none does
+   */
+  async initialize(
+    res: Reservation,
+  ): Promise<{ driver: string; domainType: string; refused: Record<string, string> }> {
+    if (!this.chosen) {
+      const { driver, refused } = await chooseDriver(this.drivers, this.context(res));
+      if (!driver) {
+        const why = Object.entries(refused)
+          .map(([d, r]) => `${d}: ${r}`)
+          .join('; ');
+        throw new ProvisioningError(`no hypervisor driver serves ${this.node.name}: ${why}`, {
+          hint: 'install qemu-system-x86 and libvirt on the node (and check vmhost.domainType)',
+        });
+      }
+      this.chosen = { driver, refused };
+    }
+    return {
+      driver: this.chosen.driver.name,
+      domainType: this.chosen.driver.domainType,
+      refused: this.chosen.refused,
+    };
+  }
+
+  private async driver(res: Reservation): Promise<HypervisorDriver> {
+    await this.initialize(res);
+    return (this.chosen as { driver: HypervisorDriver }).driver;
+  }
+
+  /** VCL's get_driver_name. */
+  async getDriverName(res: Reservation): Promise<string> {
+    return (await this.driver(res)).name;
+  }
+
+  // ---------------------------------------------------------------- load
+
+  /**
+   * VCL's load: the computer's existing domains go (destroyed, snapshots, its own disks,
+   * undefined); the master is made present and the COW image over it; the domain XML is
+   * generated, written on the node, defined and started; post_load waits until the guest shows
+   * the ready pattern on its serial console and records that in the domain's metadata.
+   * Any failure rolls back what this load made; a second load of the same computer waits for
+   * the first (`args.lockWaitSeconds`, default 30) and then fails clearly.
+   */
+  async load(res: Reservation): Promise<LoadResult> {
+    const t0 = performance.now();
+    const n0 = this.counter.n;
+    const computer = res.computer.shortName;
+    const step = async (s: LoadStep) => {
+      this.log.debug(`load ${computer}: ${s} done`);
+      await this.hooks.afterLoadStep?.(s, res);
+    };
+    const lock = await takeNodeLock(
+      this.node,
+      path.posix.join(res.vmhost.vmPath, `.${computer}.load.lock`),
+      `load of ${computer}`,
+      { waitMs: (res.args.lockWaitSeconds ?? 30) * 1000 },
+    );
+    // What this load made, undone in reverse on failure (or when the run is interrupted).
+    const undo = new CleanupStack(this.log);
+    const onInterrupt = this.cleanup.defer(`roll back the load of ${computer}`, () => undo.run());
+    try {
+      await step('lock');
+      const driver = await this.driver(res);
+      await step('initialize');
+      await this.deleteExistingDomains(res);
+      await step('delete-existing');
+
+      const prepared = await driver.preDefine(this.context(res), {
+        masterReady: () => step('master'),
+        cowCreated: (cow) => {
+          undo.defer(`remove ${cow}`, () => this.node.remove(cow));
+        },
+      });
+      await step('cow');
+
+      const name = domainName(res);
+      const uuid = randomUUID();
+      const consoleLog = consoleLogPath(res, name);
+      const recorded = await this.recordedHardwareOf(res);
+      const record: LoadRecord = {
+        imageId: res.image.id,
+        imageName: res.image.name,
+        imageRevision: res.image.revision,
+        computerId: res.computer.id,
+        computerName: computer,
+        reservationId: res.reservation.id,
+        loadedAt: new Date().toISOString(),
+      };
+      const def = generateDomainDefinition(res, {
+        name,
+        type: driver.domainType,
+        disks: prepared.disks,
+        consoleLog,
+        recorded,
+      });
+      def.uuid = uuid;
+      driver.extendDomain?.(def, this.context(res));
+      const xml = buildLoadDomainXml(def, record, recorded.kernelBoot);
+      await step('generate-xml');
+
+      const xmlFile = domainXmlFilePath(res);
+      await this.node.mkdir(domainXmlDirectoryPath(), { recursive: true, mode: 0o700 });
+      undo.defer(`remove ${xmlFile}`, () => this.node.remove(xmlFile));
+      await this.node.writeFileAtomic(xmlFile, xml, { mode: 0o600 });
+      await step('write-xml');
+
+      undo.defer(`remove ${consoleLog}`, () => this.node.remove(consoleLog));
+      await this.node.remove(consoleLog);
+      undo.defer(`undefine domain ${name}`, () =>
+        this.conn.virsh
+          .run(
+            ['undefine', '--domain', uuid, '--snapshots-metadata', '--managed-save'],
+            `undefine domain ${name}`,
+          )
+          .then(() => {}),
+      );
+      await this.conn.virsh.run(['define', '--file', xmlFile], `define domain ${name}`);
+      const dom = new Domain(this.conn.virsh, { name, uuid, id: undefined });
+      await step('define');
+
+      undo.defer(`destroy domain ${name}`, () =>
+        dom.destroy().catch((e: unknown) => {
+          if (!isOperationInvalid(e)) throw e;
+        }),
+      );
+      await dom.start();
+      await step('start');
+
+      let seconds: number | undefined;
+      if (res.postLoad.wait) {
+        seconds = await this.waitReady(res, dom, consoleLog);
+        await dom.setMetadata(
+          loadRecordValues({ ...record, postLoadAt: new Date().toISOString() }),
+          {
+            impact: ['live', 'config'],
+          },
+        );
+      }
+      await step('post-load');
+      onInterrupt.dismiss();
+      return {
+        domain: name,
+        uuid,
+        driver: driver.name,
+        domainType: driver.domainType,
+        master: prepared.master,
+        masterCopied: prepared.masterCopied,
+        cow: prepared.disks[0]?.path ?? '',
+        xmlFile,
+        consoleLog,
+        postLoad: { waited: res.postLoad.wait, seconds },
+        nodeCommands: this.counter.n - n0,
+        ms: Math.round(performance.now() - t0),
+      };
+    } catch (e) {
+      this.log.warn(`load of ${computer} failed; rolling back what it made`);
+      onInterrupt.dismiss();
+      await undo.run();
+      throw e;
+    } finally {
+      await lock.release().catch(() => {});
+    }
+  }
+
+  /** The hardware the image's recorded domain XML describes (datastore, then repository). */
+  private async recordedHardwareOf(res: Reservation): Promise<RecordedHardware> {
+    const candidates = [masterXmlFilePath(res)];
+    const repo = res.vmhost.repositoryPath;
+    if (repo) {
+      candidates.push(
+        path.posix.join(repo, res.image.name, `${res.image.name}.xml`),
+        path.posix.join(repo, `${res.image.name}.xml`),
+      );
+    }
+    for (const f of candidates) {
+      const text = await this.node.readFile(f).catch(() => undefined);
+      if (text) return recordedHardware(text.toString('utf8'), f);
+    }
+    return {};
+  }
+
+  /** post_load: polls the serial console log for the ready pattern. @returns seconds waited */
+  private async waitReady(res: Reservation, dom: Domain, consoleLog: string): Promise<number> {
+    const re = new RegExp(res.postLoad.pattern ?? DEFAULT_READY_PATTERN, 'm');
+    const t0 = Date.now();
+    const deadline = t0 + res.postLoad.timeoutSeconds * 1000;
+    let lastStateCheck = t0;
+    let text = '';
+    for (;;) {
+      text = (await this.node.readFile(consoleLog).catch(() => Buffer.alloc(0))).toString('utf8');
+      if (re.test(text)) return Math.round((Date.now() - t0) / 100) / 10;
+      if (Date.now() - lastStateCheck > 5000) {
+        lastStateCheck = Date.now();
+        const st = await dom.getState();
+        if (!isActiveState(st.state)) {
+          throw new ProvisioningError(
+            `post_load of ${dom.name}: the domain stopped (${st.state}, ${st.reason}) before its console showed /${re.source}/`,
+            { hint: `read ${consoleLog} on ${this.node.name}` },
+          );
+        }
+      }
+      if (Date.now() > deadline) {
+        const tail = text.trimEnd().split('\n').slice(-5).join(' | ');
+        throw new PostLoadTimeoutError(
+          `post_load of ${dom.name}: no /${re.source}/ on its serial console within ${res.postLoad.timeoutSeconds} s (last lines: ${tail || 'none'})`,
+          {
+            hint: 'raise postLoad.timeoutSeconds, or set postLoad.pattern to what the guest prints when it is up',
+          },
+        );
+      }
+      await sleep(500);
+    }
+  }
+
+  // ---------------------------------------------------------------- domains
+
+  /** Every domain on the node: name → {uuid, id, state} (VCL's get_domain_info), one virsh call each. */
+  async getDomainInfo(): Promise<Record<string, DomainInfoEntry>> {
+    const [list, stats] = await Promise.all([
+      this.conn.virsh.run(['list', '--all', '--uuid', '--name'], 'list domains'),
+      this.conn.virsh.run(['domstats', '--raw', '--state'], 'list domain states'),
+    ]);
+    const stateOf = parseDomStatsRaw(stats);
+    const out: Record<string, DomainInfoEntry> = {};
+    for (const line of list.split('\n')) {
+      const m = /^([0-9a-f-]{36}) (.*)$/i.exec(line);
+      if (!m?.[1] || m[2] === undefined) continue;
+      const s = stateOf.get(m[2]);
+      if (!s) continue;
+      const { state } = stateFromCodes(Number(s.get('state.state')), Number(s.get('state.reason')));
+      out[m[2]] = { uuid: m[1].toLowerCase(), state };
+    }
+    return out;
+  }
+
+  private domainOf(name: string, e: DomainInfoEntry): Domain {
+    return new Domain(this.conn.virsh, { name, uuid: e.uuid, id: e.id });
+  }
+
+  private async domainNamed(name: string): Promise<Domain> {
+    const info = await this.getDomainInfo();
+    const e = info[name];
+    if (!e) {
+      throw new ProvisioningError(
+        `no domain named ${JSON.stringify(name)} on ${this.conn.virsh.where}`,
+        {
+          hint: 'list them with `v2v-load vcl get_domain_info`',
+        },
+      );
+    }
+    return this.domainOf(name, e);
+  }
+
+  /** VCL's domain_exists. */
+  async domainExists(name: string): Promise<boolean> {
+    return name in (await this.getDomainInfo());
+  }
+
+  /** VCL's get_domain_xml: the XML as libvirt prints it. */
+  async getDomainXml(name: string): Promise<string> {
+    return (await this.domainNamed(name)).getXml();
+  }
+
+  /**
+   * The computer's domain: `args.domainName` when given, else the one named by VCL's rule,
+   * else the only (or the only running) domain made for the computer. Undefined when none.
+   */
+  async activeDomain(
+    res: Reservation,
+    explicit = res.args.domainName,
+  ): Promise<Domain | undefined> {
+    const info = await this.getDomainInfo();
+    if (explicit) return info[explicit] ? this.domainOf(explicit, info[explicit]) : undefined;
+    const own = domainName(res);
+    if (info[own]) return this.domainOf(own, info[own]);
+    const mine = Object.entries(info).filter(([n]) => isComputerDomain(n, res.computer.shortName));
+    const running = mine.filter(([, e]) => isActiveState(e.state));
+    const pick = mine.length === 1 ? mine[0] : running.length === 1 ? running[0] : undefined;
+    if (!pick && mine.length > 1) {
+      throw new ProvisioningError(
+        `computer ${res.computer.shortName} has ${mine.length} domains (${mine.map(([n]) => n).join(', ')}); which one is meant is unclear`,
+        { hint: 'name it in args.domainName' },
+      );
+    }
+    return pick ? this.domainOf(pick[0], pick[1]) : undefined;
+  }
+
+  /** VCL's delete_existing_domains: every domain of the computer, and its XML files. */
+  async deleteExistingDomains(res: Reservation): Promise<string[]> {
+    const info = await this.getDomainInfo();
+    const deleted: string[] = [];
+    for (const [name, e] of Object.entries(info)) {
+      if (!isComputerDomain(name, res.computer.shortName)) continue;
+      await this.deleteDomainEntry(res, name, e);
+      deleted.push(name);
+    }
+    const dir = domainXmlDirectoryPath();
+    for (const f of await this.node.list(dir).catch(() => [])) {
+      if (
+        f.type === 'file' &&
+        f.name.endsWith('.xml') &&
+        isComputerDomain(f.name, res.computer.shortName)
+      ) {
+        await this.node.remove(path.posix.join(dir, f.name));
+      }
+    }
+    return deleted;
+  }
+
+  /** VCL's delete_domain: destroyed, snapshots deleted, undefined, its own disks removed. */
+  async deleteDomain(res: Reservation, name: string): Promise<boolean> {
+    const e = (await this.getDomainInfo())[name];
+    if (!e) return false;
+    await this.deleteDomainEntry(res, name, e);
+    return true;
+  }
+
+  private async deleteDomainEntry(
+    res: Reservation,
+    name: string,
+    e: DomainInfoEntry,
+  ): Promise<void> {
+    const dom = this.domainOf(name, e);
+    const desc = await dom.getDescription();
+    if (isActiveState(e.state)) {
+      await dom.destroy().catch((err: unknown) => {
+        if (!isOperationInvalid(err)) throw err;
+      });
+    }
+    for (const s of await dom.snapshots.names()) await dom.snapshots.delete(s);
+    await dom.undefine({ snapshotsMetadata: true, managedSave: true }).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+    // Only the computer's own files: named after it, in the VM or datastore directory. A
+    // master (or anything else a domain may point at) is never removed.
+    const own = [res.vmhost.vmPath, res.vmhost.datastorePath];
+    for (const d of desc.disks) {
+      const src = d.source;
+      if (!src || d.device !== 'disk') continue;
+      if (!own.includes(path.posix.dirname(src))) continue;
+      if (!isComputerDomain(path.posix.basename(src), res.computer.shortName)) continue;
+      await this.node.remove(src);
+    }
+    await this.node.remove(path.posix.join(res.vmhost.vmPath, `${name}.console.log`));
+  }
+
+  /** VCL's generate_domain_xml (the disks at their load paths; nothing is made). */
+  async generateDomainXml(res: Reservation): Promise<string> {
+    const driver = await this.driver(res);
+    const name = domainName(res);
+    const recorded = await this.recordedHardwareOf(res);
+    const def = generateDomainDefinition(res, {
+      name,
+      type: driver.domainType,
+      disks: [{ path: copyOnWriteFilePath(res), format: 'qcow2' }],
+      consoleLog: consoleLogPath(res, name),
+      recorded,
+    });
+    driver.extendDomain?.(def, this.context(res));
+    return buildLoadDomainXml(
+      def,
+      {
+        imageId: res.image.id,
+        imageName: res.image.name,
+        imageRevision: res.image.revision,
+        computerId: res.computer.id,
+        computerName: res.computer.shortName,
+        reservationId: res.reservation.id,
+        loadedAt: new Date(0).toISOString(),
+      },
+      recorded.kernelBoot,
+    );
+  }
+
+  // ---------------------------------------------------------------- status and power
+
+  /** VCL's node_status: READY, POST_LOAD or RELOAD, and why. */
+  async nodeStatus(res: Reservation): Promise<NodeStatusResult> {
+    const none = {
+      domain: undefined,
+      state: undefined,
+      image: undefined,
+      revision: undefined,
+      postLoadRan: false,
+      reachable: false,
+    };
+    const dom = await this.activeDomain(res);
+    if (!dom)
+      return {
+        status: 'RELOAD',
+        ...none,
+        reason: `no domain of computer ${res.computer.shortName}`,
+      };
+    const [st, meta] = await Promise.all([
+      dom.getState(),
+      dom.getMetadata().catch(() => undefined),
+    ]);
+    const rec = loadRecordFrom(meta);
+    const base = {
+      domain: dom.name,
+      state: st.state,
+      image: rec?.imageName,
+      revision: rec?.imageRevision,
+      postLoadRan: !!rec?.postLoadAt,
+      reachable: st.state === 'running' && !!rec?.postLoadAt,
+    };
+    if (!rec)
+      return {
+        status: 'RELOAD',
+        ...base,
+        reason: 'the domain has no load record (not loaded by v2v-load)',
+      };
+    if (rec.imageName !== res.image.name || rec.imageRevision !== res.image.revision) {
+      return {
+        status: 'RELOAD',
+        ...base,
+        reason: `loaded with ${rec.imageName} revision ${rec.imageRevision}, not ${res.image.name} revision ${res.image.revision}`,
+      };
+    }
+    if (st.state !== 'running')
+      return { status: 'RELOAD', ...base, reason: `the domain is ${st.state}` };
+    if (!rec.postLoadAt) return { status: 'POST_LOAD', ...base, reason: 'post_load has not run' };
+    return { status: 'READY', ...base, reason: 'loaded with the image, running, post_load ran' };
+  }
+
+  /** VCL's power_status: 'on', 'off' or 'suspended' ('off' when there is no domain). */
+  async powerStatus(res: Reservation): Promise<PowerStatus> {
+    const dom = await this.activeDomain(res);
+    if (!dom) return 'off';
+    return POWER_OF_STATE[(await dom.getState()).state];
+  }
+
+  private async requireDomain(res: Reservation): Promise<Domain> {
+    const dom = await this.activeDomain(res);
+    if (!dom) {
+      throw new ProvisioningError(
+        `computer ${res.computer.shortName} has no domain on ${this.conn.virsh.where}`,
+        {
+          hint: 'load it first',
+        },
+      );
+    }
+    return dom;
+  }
+
+  /** VCL's power_on: started, resumed or woken; true when it runs (or already ran). */
+  async powerOn(res: Reservation): Promise<boolean> {
+    const dom = await this.requireDomain(res);
+    const st = (await dom.getState()).state;
+    if (st === 'paused') await dom.resume();
+    else if (st === 'pmsuspended') {
+      await this.conn.virsh.run(
+        ['dompmwakeup', '--domain', dom.uuid],
+        `wake up domain ${dom.name}`,
+      );
+    } else if (!isActiveState(st) || st === 'crashed') {
+      if (st === 'crashed') await dom.destroy().catch(() => {});
+      await dom.start();
+    }
+    return true;
+  }
+
+  /** VCL's power_off: the plug pulled (destroy); true when it is off (or already was). */
+  async powerOff(res: Reservation): Promise<boolean> {
+    const dom = await this.activeDomain(res);
+    if (!dom) return true;
+    if (isActiveState((await dom.getState()).state)) {
+      await dom.destroy().catch((e: unknown) => {
+        if (!isOperationInvalid(e)) throw e;
+      });
+    }
+    return true;
+  }
+
+  /** VCL's power_reset: off, then on. */
+  async powerReset(res: Reservation): Promise<boolean> {
+    await this.requireDomain(res);
+    await this.powerOff(res);
+    return this.powerOn(res);
+  }
+
+  /** VCL's post_maintenance_action: the computer's domains and files go. */
+  async postMaintenanceAction(res: Reservation): Promise<{ deleted: string[] }> {
+    const deleted = await this.deleteExistingDomains(res);
+    for (const f of await this.node.list(res.vmhost.vmPath).catch(() => [])) {
+      if (f.type === 'file' && isComputerDomain(f.name, res.computer.shortName)) {
+        await this.node.remove(path.posix.join(res.vmhost.vmPath, f.name));
+      }
+    }
+    return { deleted };
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  /** VCL's get_snapshot_info: name → {creation_time, state, ...}. */
+  async getSnapshotInfo(res: Reservation): Promise<Record<string, SnapshotInfo>> {
+    const dom = await this.requireDomain(res);
+    const out: Record<string, SnapshotInfo> = {};
+    for (const s of await dom.snapshots.list()) out[s.name] = s;
+    return out;
+  }
+
+  /** VCL's create_snapshot (`args.snapshotName`, default `vcl-<time>`; `args.description`). */
+  async createSnapshot(res: Reservation): Promise<SnapshotInfo> {
+    const dom = await this.requireDomain(res);
+    const name = res.args.snapshotName ?? `vcl-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    return dom.snapshots.create(name, { description: res.args.description ?? 'VCL snapshot' });
+  }
+
+  /** VCL's delete_snapshot (`args.snapshotName`). */
+  async deleteSnapshot(res: Reservation): Promise<boolean> {
+    const dom = await this.requireDomain(res);
+    const name = res.args.snapshotName;
+    if (!name) throw new ProvisioningError('delete_snapshot: give args.snapshotName');
+    await dom.snapshots.delete(name);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- images
+
+  private imageArg(res: Reservation): string {
+    return res.args.imageName ?? res.image.name;
+  }
+
+  /** VCL's does_image_exist: the image's files (datastore first, then repository), or none. */
+  async doesImageExist(
+    res: Reservation,
+  ): Promise<{ exists: boolean; where: string | undefined; files: string[] }> {
+    const found = await doesImageExist(this.node, {
+      datastore: res.vmhost.datastorePath,
+      repository: res.vmhost.repositoryPath ?? undefined,
+      image: this.imageArg(res),
+    });
+    return { exists: !!found, where: found?.where, files: found?.files ?? [] };
+  }
+
+  /** VCL's get_image_size_bytes (and get_image_size in MiB). */
+  async getImageSize(
+    res: Reservation,
+  ): Promise<{ bytes: number; mib: number; virtualBytes: number; where: string }> {
+    const image = this.imageArg(res);
+    const found = await doesImageExist(this.node, {
+      datastore: res.vmhost.datastorePath,
+      repository: res.vmhost.repositoryPath ?? undefined,
+      image,
+    });
+    if (!found) {
+      throw new ProvisioningError(
+        `image ${image} is neither in ${res.vmhost.datastorePath} nor in the repository`,
+        {
+          hint: 'check args.imageName / image.name',
+        },
+      );
+    }
+    const size = await imageSize(
+      this.qemu.allowing(path.posix.dirname(found.entry.path)),
+      found.entry,
+    );
+    return {
+      bytes: size.bytes,
+      mib: size.mib,
+      virtualBytes: size.virtualBytes,
+      where: found.where,
+    };
+  }
+
+  /** VCL's find_repository_image_file_paths. */
+  async findRepositoryImageFilePaths(res: Reservation): Promise<string[]> {
+    const repo = res.vmhost.repositoryPath;
+    if (!repo) return [];
+    return (await findInRepository(this.node, repo, this.imageArg(res)))?.files ?? [];
+  }
+
+  /** VCL's get_image_repository_search_paths. */
+  getImageRepositorySearchPaths(res: Reservation): string[] {
+    return repositorySearchPaths(res, this.imageArg(res));
+  }
+
+  // ---------------------------------------------------------------- capture
+
+  /**
+   * VCL's capture: the computer's domain is shut down (gracefully, destroyed after
+   * `args.shutdownTimeoutSeconds`, default 300), its disk's COW chain flattened into a new
+   * master `<datastore>/<image.name>.qcow2` (checked, then renamed in, never over a file), its
+   * domain XML kept beside it, and both copied to the repository (`args.compat`).
+   */
+  async capture(res: Reservation): Promise<CaptureResult> {
+    const image = res.image.name;
+    const dom = await this.requireDomain(res);
+    const master = masterImageFilePath(res, image);
+    if (await this.node.stat(master)) {
+      throw new ProvisioningError(`capture: the master ${master} exists already; not overwritten`, {
+        hint: 'capture into a new image name (a new revision)',
+      });
+    }
+    const shutdown = await this.shutDown(dom, (res.args.shutdownTimeoutSeconds ?? 300) * 1000);
+    const desc = await dom.getDescription({ inactive: true });
+    const disk = desc.disks.find((d) => d.device === 'disk' && d.source);
+    if (!disk?.source) throw new ProvisioningError(`capture: domain ${dom.name} has no disk`);
+    const fmt = disk.format === 'raw' ? 'raw' : 'qcow2';
+    const q = this.qemu.allowing(res.vmhost.datastorePath, res.vmhost.vmPath);
+    const undo = new CleanupStack(this.log);
+    const onInterrupt = this.cleanup.defer(`roll back the capture of ${image}`, () => undo.run());
+    try {
+      const tmp = path.posix.join(
+        res.vmhost.datastorePath,
+        `.${image}.capture-${randomUUID().slice(0, 8)}.qcow2`,
+      );
+      undo.defer(`remove ${tmp}`, () => this.node.remove(tmp));
+      await q.convert({ path: disk.source, format: fmt }, { path: tmp, format: 'qcow2' });
+      const check = await q.check({ path: tmp, format: 'qcow2' });
+      if (!check.ok)
+        throw new StorageError(
+          tmp,
+          `the flattened image fails qemu-img check (${check.corruptions} corruptions)`,
+        );
+      await this.node.rename(tmp, master, { noReplace: true });
+      undo.defer(`remove ${master}`, () => this.node.remove(master));
+      const xmlText = await dom.getXml({ inactive: true });
+      const xml = masterXmlFilePath(res, image);
+      await this.node.writeFileAtomic(xml, xmlText);
+      undo.defer(`remove ${xml}`, () => this.node.remove(xml));
+      let repository: CaptureResult['repository'];
+      const repo = res.vmhost.repositoryPath;
+      if (repo) {
+        const dir = path.posix.join(repo, image);
+        const repoImage = path.posix.join(dir, `${image}.qcow2`);
+        if (await this.node.stat(repoImage)) {
+          throw new ProvisioningError(
+            `capture: ${repoImage} exists already in the repository; not overwritten`,
+          );
+        }
+        await this.node.mkdir(dir, { recursive: true, mode: 0o755 });
+        const rtmp = path.posix.join(dir, `.${image}.tmp-${randomUUID().slice(0, 8)}.qcow2`);
+        undo.defer(`remove ${rtmp}`, () => this.node.remove(rtmp));
+        await q.convert(
+          { path: master, format: 'qcow2' },
+          { path: rtmp, format: 'qcow2' },
+          {
+            ...(res.args.compat ? { options: { compat: res.args.compat } } : {}),
+          },
+        );
+        await this.node.rename(rtmp, repoImage, { noReplace: true });
+        undo.defer(`remove ${repoImage}`, () => this.node.remove(repoImage));
+        const repoXml = path.posix.join(dir, `${image}.xml`);
+        await this.node.writeFileAtomic(repoXml, xmlText);
+        repository = { image: repoImage, xml: repoXml };
+      }
+      onInterrupt.dismiss();
+      const size = await this.node.stat(master);
+      return { image, domain: dom.name, master, xml, repository, bytes: size?.size ?? 0, shutdown };
+    } catch (e) {
+      onInterrupt.dismiss();
+      await undo.run();
+      throw e;
+    }
+  }
+
+  /** Graceful shutdown, then destroy after `timeoutMs`. */
+  private async shutDown(dom: Domain, timeoutMs: number): Promise<CaptureResult['shutdown']> {
+    if (!isActiveState((await dom.getState()).state)) return 'was-off';
+    await dom.shutdown().catch((e: unknown) => {
+      if (!isOperationInvalid(e)) throw e;
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!isActiveState((await dom.getState()).state)) return 'graceful';
+      await sleep(1000);
+    }
+    this.log.warn(`${dom.name} did not shut down within ${timeoutMs / 1000} s: destroying it`);
+    await dom.destroy().catch((e: unknown) => {
+      if (!isOperationInvalid(e)) throw e;
+    });
+    return 'destroyed';
+  }
+
+  // ---------------------------------------------------------------- names and paths
+
+  /** libvirt.pm's naming helpers, all at once. */
+  names(res: Reservation): Record<string, string> {
+    return {
+      domainName: domainName(res),
+      domainFileBaseName: domainFileBaseName(res),
+      domainXmlDirectoryPath: domainXmlDirectoryPath(),
+      domainXmlFilePath: domainXmlFilePath(res),
+      masterImageDirectoryPath: masterImageDirectoryPath(res),
+      masterImageFilePath: masterImageFilePath(res),
+      copyOnWriteFilePath: copyOnWriteFilePath(res),
+      newImageName: newImageName(res),
+    };
+  }
+}
