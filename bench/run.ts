@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   copy: () => import('./copy.js'),
   cow: () => import('./cow.js'),
   'convert-vs-virt-v2v': () => import('./convert-vs-virt-v2v.js'),
+  batch: () => import('./batch.js'),
 };
 
 const name = process.argv[2];

@@ -26,6 +26,26 @@ export interface ImportRecordData {
   domainUuid?: string | undefined;
   /** The converting machine's staging directory (when the node is remote). */
   staging?: string | undefined;
+  /** What the import was asked to do (sources, options, node): a rerun resumes only the same. */
+  fingerprint?: string | undefined;
+  /** Set once the conversion finished: a rerun of the same import starts after it. */
+  converted?: ConvertedRecord | undefined;
+}
+
+/** The conversion's outcome, as far as the later stages need it. */
+export interface ConvertedRecord {
+  disks: { path: string; format: string; dev: string }[];
+  xml: string;
+  source: { kind: string; path: string; hypervisor: string };
+  guest: {
+    distro: string;
+    version: string;
+    productName: string;
+    kernels: string[];
+    initramfsTool: string;
+    bootloader: string;
+  };
+  stages: Record<string, number>;
 }
 
 export class ImportRecord {

@@ -48,7 +48,7 @@ import { bindSignal } from '../run/signal-bound-node.js';
 import { watchBoot } from './boot-watch.js';
 import { placeDomainXml } from './domain-xml.js';
 import { ImportError } from './errors.js';
-import { ImportRecord, type ImportRecordData } from './import-record.js';
+import { type ConvertedRecord, ImportRecord, type ImportRecordData } from './import-record.js';
 import { withLibvirtRetry } from './libvirt-retry.js';
 import { type CopyProgress, placeFile } from './place.js';
 
@@ -136,6 +136,8 @@ export interface ImportResult {
   stages: Partial<Record<ImportStage, number>>;
   /** Milliseconds per stage of the conversion (inside `convert`). */
   convertStages: ConvertResult['stages'];
+  /** The conversion was reused from an import that was killed after it (see ImportRecord). */
+  resumed: boolean;
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
@@ -249,9 +251,26 @@ export class Importer {
             `${name}-${createHash('sha256').update(`${node.name}\0${pool}\0${name}`).digest('hex').slice(0, 12)}`,
           )
         : undefined;
-      const record = await ImportRecord.acquire(node, pool, name, uri, this.log, (stale) =>
-        this.cleanStale(node, pool, stale),
-      );
+      const fingerprint = await this.fingerprint(req, node.name, pool, uri, name);
+      let resume: ConvertedRecord | undefined;
+      const record = await ImportRecord.acquire(node, pool, name, uri, this.log, async (stale) => {
+        if (
+          stale.fingerprint === fingerprint &&
+          stale.converted &&
+          (await this.intact(remote ? this.local : node, stale.converted))
+        ) {
+          this.log.warn(
+            `${name}: the conversion of the dead import is complete: resuming after it`,
+          );
+          resume = stale.converted;
+          await this.cleanStale(node, pool, stale, {
+            keep: remote ? [] : resume.disks.map((d) => d.path),
+            keepStaging: true,
+          });
+        } else {
+          await this.cleanStale(node, pool, stale, { keep: [], keepStaging: false });
+        }
+      });
       // Registered first, so it runs last: what the record lists is gone by then.
       this.cleanup.defer(`release the import record ${record.path}`, () => record.release());
 
@@ -273,7 +292,10 @@ export class Importer {
       const xmlPath = path.posix.join(pool, `${name}.xml`);
       const consoleLog = path.posix.join(pool, `${name}-console.log`);
       const taken: string[] = [];
-      for (const f of [...disks, xmlPath, consoleLog]) if (await node.stat(f)) taken.push(f);
+      const reused = new Set(!remote && resume ? disks : []);
+      for (const f of [...disks, xmlPath, consoleLog]) {
+        if (!reused.has(f) && (await node.stat(f))) taken.push(f);
+      }
       if (taken.length) {
         throw new ImportError(`already on ${node.name}, not overwritten: ${taken.join(', ')}`, {
           hint: 'remove them, or give another --name or --pool',
@@ -295,12 +317,17 @@ export class Importer {
           uuid = undefined;
         }
       }
-      await record.update({ outputs: [...disks, xmlPath, consoleLog], staging });
+      await record.update({
+        outputs: [...disks, xmlPath, consoleLog],
+        staging,
+        fingerprint,
+        converted: resume,
+      });
       const outputs = this.cleanup.defer(`remove the files of the failed import of ${name}`, () =>
         this.removeOutputs(node, pool, [...disks, xmlPath, consoleLog]),
       );
       if (staging) {
-        await this.local.remove(staging, { recursive: true });
+        if (!resume) await this.local.remove(staging, { recursive: true });
         await this.local.mkdir(staging, { recursive: true, mode: 0o755 });
         this.cleanup.defer(`remove the staging directory ${staging}`, () =>
           this.local.remove(staging, { recursive: true }),
@@ -319,12 +346,19 @@ export class Importer {
         consoleLog,
         uuid: uuid ?? randomUUID(),
         outputs,
+        resume,
       };
     });
     const { node, conn, record, name, xmlPath, consoleLog, uuid } = prep;
 
     // Convert, on this machine: into the pool itself, or into the staging directory.
-    const converted = await stage('convert', () => {
+    const converted: ConvertedRecord = await stage('convert', async () => {
+      if (prep.resume) {
+        warn(
+          `the conversion of an import killed after it was reused (${prep.resume.disks.map((d) => d.path).join(', ')})`,
+        );
+        return prep.resume;
+      }
       const creq: ConvertRequest = {
         source: req.source,
         input: prep.kind,
@@ -342,7 +376,7 @@ export class Importer {
         verifyBoot: false,
         applianceSmp: req.applianceSmp,
       };
-      return this.converter.convert(creq, (e: ConvertEvent) => {
+      const r = await this.converter.convert(creq, (e: ConvertEvent) => {
         if (e.type === 'stage') onEvent({ ...e, type: 'convert-stage' });
         else if (e.type === 'progress') {
           onEvent({
@@ -353,6 +387,16 @@ export class Importer {
           });
         } else if (e.type === 'warning') warn(e.message);
       });
+      const c: ConvertedRecord = {
+        disks: r.disks,
+        xml: r.xml,
+        source: r.source,
+        guest: r.guest,
+        stages: r.stages as Record<string, number>,
+      };
+      // From here on, a rerun after a crash starts after the conversion.
+      await record.update({ converted: c });
+      return c;
     });
 
     // Place the disks and the XML in the pool.
@@ -377,8 +421,6 @@ export class Importer {
               percent: pr.percent,
             }),
         });
-        // The staged copy is not needed any more (space on the converting machine).
-        await this.local.remove(d.path);
         placed.push({ path: to, format: d.format, dev: d.dev, bytes: p.bytes, sha256: p.sha256 });
       }
       const xml = placeDomainXml(converted.xml, { disks: map, uuid, consoleLog });
@@ -440,7 +482,7 @@ export class Importer {
       node: node.name,
       uri,
       pool,
-      source: converted.source,
+      source: converted.source as ImportResult['source'],
       guest: converted.guest,
       disks,
       xmlPath,
@@ -450,6 +492,7 @@ export class Importer {
       warnings,
       stages,
       convertStages: converted.stages,
+      resumed: !!prep.resume,
     };
   }
 
@@ -496,14 +539,69 @@ export class Importer {
     await dom.undefine({ nvram: true }).catch(() => dom.undefine());
   }
 
-  /** Removes what a dead import of the same name into the same pool made. */
-  private async cleanStale(node: Node, pool: string, stale: ImportRecordData): Promise<void> {
+  /**
+   * Removes what a dead import of the same name into the same pool made, except `keep` (its
+   * finished conversion in the pool, when resuming); a resumed import keeps its staging too.
+   */
+  private async cleanStale(
+    node: Node,
+    pool: string,
+    stale: ImportRecordData,
+    { keep, keepStaging }: { keep: readonly string[]; keepStaging: boolean },
+  ): Promise<void> {
     if (stale.domainUuid) {
       await this.removeDomain(new LibvirtConnection(node, stale.uri), stale.domainUuid);
     }
-    await this.removeOutputs(node, pool, stale.outputs);
-    if (stale.staging?.startsWith(`${STAGING_ROOT}/`)) {
+    await this.removeOutputs(
+      node,
+      pool,
+      stale.outputs.filter((o) => !keep.includes(o)),
+    );
+    if (!keepStaging && stale.staging?.startsWith(`${STAGING_ROOT}/`)) {
       await fs.rm(stale.staging, { recursive: true, force: true });
     }
+  }
+
+  /** True when every converted disk is there, whole (qemu-img reads it). */
+  private async intact(where: Node, c: ConvertedRecord): Promise<boolean> {
+    for (const d of c.disks) {
+      const ok = await where
+        .run(['qemu-img', 'info', '--output=json', '-f', d.format, d.path], { reject: false })
+        .then((r) => r.exitCode === 0);
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  /** What the import is asked to do; the sources by size and time. */
+  private async fingerprint(
+    req: ImportRequest,
+    node: string,
+    pool: string,
+    uri: string,
+    name: string,
+  ): Promise<string> {
+    const sources: string[] = [];
+    for (const s of req.source) {
+      const st = await fs.stat(s).catch(() => undefined);
+      sources.push(`${s}:${st?.size ?? '-'}:${st?.mtimeMs ?? '-'}`);
+    }
+    return createHash('sha256')
+      .update(
+        JSON.stringify({
+          sources,
+          node,
+          pool,
+          uri,
+          name,
+          input: req.input,
+          storage: req.storage ?? 'copy',
+          outputFormat: req.outputFormat ?? 'qcow2',
+          domainType: req.domainType ?? 'auto',
+          networks: req.networks ?? [],
+          withFiles: req.withFiles ?? {},
+        }),
+      )
+      .digest('hex');
   }
 }

@@ -57,7 +57,7 @@ const exists = (p: string) =>
     () => false,
   );
 
-function vmxText(name: string): string {
+function vmxText(name: string, vmdk = `${name}.vmdk`): string {
   const uuid = createHash('sha256').update(name).digest('hex');
   const bytes = uuid.slice(0, 32).replace(/(..)/g, '$1 ').trim();
   const bios = `${bytes.slice(0, 23)}-${bytes.slice(24)}`;
@@ -75,7 +75,7 @@ function vmxText(name: string): string {
     'scsi0.pciSlotNumber = "160"',
     'scsi0:0.present = "TRUE"',
     'scsi0:0.deviceType = "scsi-hardDisk"',
-    `scsi0:0.fileName = "${name}.vmdk"`,
+    `scsi0:0.fileName = "${vmdk}"`,
     `uuid.bios = "${bios}"`,
     '',
   ].join('\n');
@@ -310,4 +310,22 @@ export async function tinyVmwareGuest(): Promise<TinyVmwareGuest> {
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * `n` VMware guests made of the one tiny guest, for batches: `DIR/NAME.vmx` each with its own
+ * display name and BIOS UUID, all naming the cached VMDK by absolute path (only ever read).
+ */
+export async function tinyVmwareCopies(
+  guest: TinyVmwareGuest,
+  dir: string,
+  names: readonly string[],
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of names) {
+    const vmx = path.join(dir, `${name}.vmx`);
+    await fs.writeFile(vmx, vmxText(name, guest.vmdk));
+    out.push(vmx);
+  }
+  return out;
 }
