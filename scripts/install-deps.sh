@@ -12,7 +12,7 @@ PACKAGES=(
   openssh-server openssh-client
   linux-image-amd64 klibc-utils cpio
   debootstrap extlinux
-  ntfs-3g
+  ntfs-3g xorriso
   gcc libc6-dev
   chromium
 )

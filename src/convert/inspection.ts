@@ -46,6 +46,17 @@ export interface Bootloader {
   config?: string | undefined;
 }
 
+/** What inspection finds of a Windows guest (paths as the guest's file system spells them). */
+export interface WindowsInfo {
+  /** e.g. /Windows */
+  systemRoot: string;
+  /** e.g. /Windows/System32/config/SYSTEM */
+  systemHive: string;
+  softwareHive: string;
+  /** Client or Server. */
+  productVariant: string;
+}
+
 export interface GuestInspection {
   /** The root file system device as the appliance names it. */
   root: string;
@@ -68,6 +79,8 @@ export interface GuestInspection {
   kernels: KernelInfo[];
   initramfsTool: InitramfsTool;
   bootloader: Bootloader;
+  /** Windows guests only. */
+  windows?: WindowsInfo | undefined;
 }
 
 /** The distro families by libguestfs distro word. */
@@ -237,6 +250,15 @@ export async function inspectGuest(guest: Guest, readOnly: boolean): Promise<Gue
     });
   const packages = [...new Set(apps.map((a) => a.app2_name))].sort();
   const isLinux = type === 'linux';
+  const windows: WindowsInfo | undefined =
+    type === 'windows'
+      ? {
+          systemRoot: await g.call<string>('inspect_get_windows_systemroot', root),
+          systemHive: await g.call<string>('inspect_get_windows_system_hive', root),
+          softwareHive: await g.call<string>('inspect_get_windows_software_hive', root),
+          productVariant: await g.call<string>('inspect_get_product_variant', root),
+        }
+      : undefined;
   return {
     root,
     type: GUEST_TYPES.includes(type) ? type : 'unknown',
@@ -253,5 +275,6 @@ export async function inspectGuest(guest: Guest, readOnly: boolean): Promise<Gue
     kernels: isLinux ? await kernelsOf(guest) : [],
     initramfsTool: isLinux ? initramfsToolOf(new Set(packages)) : 'none',
     bootloader: isLinux ? await bootloaderOf(guest) : { kind: 'unknown' },
+    ...(windows ? { windows } : {}),
   };
 }

@@ -9,6 +9,8 @@
 import type { DomainDefinitionV2v } from '../hvtarget/domain.js';
 import type { Logger } from '../log/logger.js';
 import type { SourceGuest } from '../metadata/model.js';
+import type { Node } from '../node/node.js';
+import type { CleanupStack } from '../run/cleanup.js';
 import type { GuestInspection } from './inspection.js';
 import type { Plan } from './plan.js';
 import type { TargetLayout } from './target.js';
@@ -21,6 +23,16 @@ export interface ConvertModuleOptions {
   domainType: 'kvm' | 'qemu';
   /** `--with NAME=PATH`: files a module may need (e.g. a kernel with virtio). */
   withFiles: Record<string, string>;
+  /** `--virtio-win DIR_OR_ISO`: Windows virtio drivers in the virtio-win ISO's layout. */
+  virtioWin?: string | undefined;
+  /** `--remove-vmware-tools-firstboot`: a Windows RunOnce entry uninstalls VMware Tools. */
+  removeVmwareToolsFirstboot?: boolean | undefined;
+}
+
+/** The node the conversion runs on, for modules that read files the user gave (e.g. drivers). */
+export interface ModuleIo {
+  node: Node;
+  cleanup: CleanupStack;
 }
 
 /** What every module works from. */
@@ -32,6 +44,8 @@ export interface ConversionContext {
   log: Logger;
   /** The time of the conversion (recorded in the domain's metadata). */
   now: Date;
+  /** Absent in plan tests that need no node. */
+  io?: ModuleIo | undefined;
 }
 
 /** One interface of the guest kept across the conversion (report line). */

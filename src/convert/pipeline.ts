@@ -77,6 +77,10 @@ export interface ConvertRequest {
   accel?: 'auto' | 'kvm' | 'tcg' | undefined;
   networks: NetworkMapping[];
   withFiles: Record<string, string>;
+  /** `--virtio-win DIR_OR_ISO` (Windows guests). */
+  virtioWin?: string | undefined;
+  /** `--remove-vmware-tools-firstboot` (Windows guests). */
+  removeVmwareToolsFirstboot?: boolean | undefined;
   dryRun: boolean;
   verifyBoot: boolean;
   /** How long verify-boot waits for the guest's userspace (default 300 s). */
@@ -110,6 +114,8 @@ export interface ConvertResult {
   plan: string[];
   planActions: PlannedAction[];
   warnings: string[];
+  /** Facts for the report (e.g. which VMware services were found and changed). */
+  notes?: string[] | undefined;
   interfaces: InterfaceIdentity[];
   disks: { path: string; format: string; dev: string }[];
   /** The domain XML path (undefined for a dry run). */
@@ -151,6 +157,9 @@ export class Converter {
       throw new UsageError(
         `--snapshot-dir applies to --storage copy, not to --storage ${req.storage}`,
       );
+    }
+    if (req.virtioWin !== undefined && !path.isAbsolute(req.virtioWin)) {
+      throw new UsageError(`--virtio-win ${req.virtioWin}: the path must be absolute`);
     }
     for (const [k, v] of Object.entries(req.withFiles)) {
       if (!path.isAbsolute(v)) throw new UsageError(`--with ${k}=${v}: the path must be absolute`);
@@ -195,6 +204,11 @@ export class Converter {
       });
       if (!layout.disks.length) {
         throw new ConversionError(`${source.origin.source}: the guest has no disks`);
+      }
+      if (req.virtioWin !== undefined && !(await this.node.stat(req.virtioWin))) {
+        throw new UsageError(
+          `--virtio-win ${req.virtioWin}: no such directory or ISO file on ${this.node.name}`,
+        );
       }
       return layout;
     });
@@ -269,9 +283,12 @@ export class Converter {
         domainType:
           req.domainType === 'auto' ? (session.accel === 'kvm' ? 'kvm' : 'qemu') : req.domainType,
         withFiles: req.withFiles,
+        virtioWin: req.virtioWin,
+        removeVmwareToolsFirstboot: req.removeVmwareToolsFirstboot,
       },
       log: this.log,
       now: new Date(),
+      io: { node: this.node, cleanup: this.cleanup },
     };
     const hvsource = this.hvsources.find((m) => m.applies(source, inspection));
     const guestos = this.guestoses.find((m) => m.applies(inspection));
@@ -323,11 +340,12 @@ export class Converter {
       plan: plan.actions.map((a) => describeAction(a)),
       planActions: plan.actions,
       warnings: plan.warnings,
+      notes: plan.notes,
       interfaces,
       disks: disks.map((d, i) => ({
         path: d.path,
         format: d.format,
-        dev: layout.disks[i]?.xmlDev ?? '',
+        dev: domain.disks[i]?.dev ?? layout.disks[i]?.xmlDev ?? '',
       })),
       xmlPath: xmlOut,
       xml,

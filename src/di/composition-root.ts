@@ -14,7 +14,9 @@ import { Converter } from '../convert/pipeline.js';
 import { Doctor } from '../doctor/doctor.js';
 import { DebianGuestOs } from '../guestos/debian.js';
 import { RhelGuestOs } from '../guestos/rhel.js';
+import { WindowsGuestOs } from '../guestos/windows.js';
 import { VmwareLinuxSource } from '../hvsource/vmware-linux.js';
+import { VmwareWindowsSource } from '../hvsource/vmware-windows.js';
 import { XenLinuxSource } from '../hvsource/xen-linux.js';
 import { KvmTarget } from '../hvtarget/kvm.js';
 import { Importer } from '../import/importer.js';
@@ -54,8 +56,8 @@ const READERS: readonly (new () => MetadataReader)[] = [
   DiskReader,
 ];
 /** Conversion modules: source hypervisors and guest OS families. */
-const HV_SOURCES: (new () => HvSource)[] = [VmwareLinuxSource, XenLinuxSource];
-const GUEST_OSES: (new () => GuestOs)[] = [DebianGuestOs, RhelGuestOs];
+const HV_SOURCES: (new () => HvSource)[] = [VmwareLinuxSource, VmwareWindowsSource, XenLinuxSource];
+const GUEST_OSES: (new () => GuestOs)[] = [DebianGuestOs, RhelGuestOs, WindowsGuestOs];
 /** Every storage mode (in-place only does anything when asked for explicitly). */
 const STORAGE_MODES: readonly (new () => StorageMode)[] = [
   CopyMode,

@@ -2,7 +2,13 @@
  * Typed access to a mounted guest's files and programs over a {@link GuestfsSession}. Paths
  * are guest paths; guest programs run with an argv (libguestfs `command`), never a shell line.
  */
+import { decodeRegValue, encodeRegValue, type RegKey, type RegValue } from '../convert/registry.js';
 import type { GuestfsSession } from './session.js';
+
+interface AgentRegKey {
+  values: { name: string; type: number; data: Uint8Array }[];
+  subkeys: string[];
+}
 
 export class Guest {
   constructor(readonly fs: GuestfsSession) {}
@@ -76,5 +82,44 @@ export class Guest {
 
   async isSymlink(path: string): Promise<boolean> {
     return this.fs.call<boolean>('is_symlink', path);
+  }
+
+  /** Registry keys of a hive file (read-only, one hivex open for all of them). */
+  async regKeys(
+    hive: string,
+    keys: readonly (readonly string[])[],
+  ): Promise<(RegKey | undefined)[]> {
+    const raw = await this.fs.call<(AgentRegKey | null)[]>('v2v_reg_keys', hive, keys);
+    return raw.map((k) =>
+      k
+        ? {
+            values: Object.fromEntries(
+              k.values.map((v) => [v.name, decodeRegValue(v.type, Buffer.from(v.data))]),
+            ),
+            subkeys: k.subkeys,
+          }
+        : undefined,
+    );
+  }
+
+  /** Sets values on registry keys (created with their parents), in one open and commit. */
+  async regSet(
+    hive: string,
+    edits: readonly {
+      key: readonly string[];
+      values: readonly { name: string; value: RegValue }[];
+    }[],
+  ): Promise<void> {
+    await this.fs.call(
+      'v2v_reg_set',
+      hive,
+      edits.map((e) => ({
+        key: e.key,
+        values: e.values.map((v) => {
+          const { type, data } = encodeRegValue(v.value);
+          return { name: v.name, type, data };
+        }),
+      })),
+    );
   }
 }

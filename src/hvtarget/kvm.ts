@@ -9,6 +9,7 @@ import { hasVirtio } from '../convert/inspection.js';
 import type { ConversionContext, GuestOs, HvTarget } from '../convert/modules.js';
 import type { Plan } from '../convert/plan.js';
 import { cpuTopology, type DomainDefinitionV2v } from './domain.js';
+import { KvmWindowsTarget } from './kvm-windows.js';
 
 const BY = 'hvtarget/kvm';
 
@@ -36,12 +37,18 @@ const OVMF = {
 
 export class KvmTarget implements HvTarget {
   readonly name = 'kvm';
+  /** The Windows side (registry drivers, virtio-win, domain clock and Hyper-V). */
+  private readonly windows = new KvmWindowsTarget();
 
   canConfigure(ctx: ConversionContext): void {
     const insp = ctx.inspection;
+    if (insp.type === 'windows') {
+      this.windows.canConfigure(ctx);
+      return;
+    }
     if (insp.type !== 'linux') {
       throw new ConversionError(
-        `${ctx.source.name}: ${insp.productName || insp.type} guests are not converted yet (Linux only)`,
+        `${ctx.source.name}: ${insp.productName || insp.type} guests are not converted yet (Linux and Windows only)`,
       );
     }
     if (!insp.kernels.length) {
@@ -74,6 +81,7 @@ export class KvmTarget implements HvTarget {
   }
 
   async configureGuest(plan: Plan, os: GuestOs, ctx: ConversionContext): Promise<void> {
+    if (ctx.inspection.type === 'windows') return this.windows.configureGuest(plan, os, ctx);
     const kernelPkg = ctx.options.withFiles.kernel;
     if (kernelPkg) {
       const tool = kernelPkg.endsWith('.rpm') ? ['rpm', '-i'] : ['dpkg', '-i'];
@@ -95,6 +103,11 @@ export class KvmTarget implements HvTarget {
   }
 
   configureMetadata(ctx: ConversionContext): DomainDefinitionV2v {
+    const base = this.linuxMetadata(ctx);
+    return ctx.inspection.type === 'windows' ? this.windows.configureMetadata(ctx, base) : base;
+  }
+
+  private linuxMetadata(ctx: ConversionContext): DomainDefinitionV2v {
     const s = ctx.source;
     const virtio = ctx.options.virtio;
     const kernel = ctx.inspection.kernels.filter((k) => hasVirtio(k)).at(-1);

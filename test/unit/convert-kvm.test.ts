@@ -90,9 +90,15 @@ describe('canConfigure', () => {
     ).not.toThrow();
   });
 
-  it('refuses a Windows guest by its product name', () => {
+  it('refuses a guest that is neither Linux nor Windows by its product name', () => {
+    expect(refusal({ type: 'unknown', productName: 'FreeBSD 14' }).message).toBe(
+      'web: FreeBSD 14 guests are not converted yet (Linux and Windows only)',
+    );
+  });
+
+  it('refuses a Windows guest whose system root and hives inspection did not find', () => {
     expect(refusal({ type: 'windows', productName: 'Windows Server 2019' }).message).toBe(
-      'web: Windows Server 2019 guests are not converted yet (Linux only)',
+      'web: inspection found Windows but not its system root and registry hives',
     );
   });
 });

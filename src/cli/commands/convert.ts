@@ -81,6 +81,7 @@ export function formatConvertResult(r: ConvertResult): string {
       `  interface ${i.name} (${i.mac}) → ${i.newName}${i.addresses.length ? `, addresses kept: ${i.addresses.join(', ')}` : ''} [${i.tool}]`,
     );
   }
+  for (const n of r.notes ?? []) lines.push(`  note: ${n}`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   if (r.verify) {
     lines.push(
@@ -181,6 +182,19 @@ export function convertCommand(ctx: CliContext) {
             describe:
               'a file a module needs: kernel=PATH (a kernel package with virtio); repeatable',
           })
+          .option('virtio-win', {
+            type: 'string',
+            describe:
+              'virtio drivers for Windows guests: a directory or ISO in the virtio-win layout (viostor/w7/amd64/...); without it Windows gets IDE and e1000',
+            group: 'Windows guests:',
+          })
+          .option('remove-vmware-tools-firstboot', {
+            type: 'boolean',
+            default: false,
+            describe:
+              "a RunOnce entry runs VMware Tools' uninstaller at the first logon on KVM (off by default)",
+            group: 'Windows guests:',
+          })
           .option('dry-run', {
             type: 'boolean',
             default: false,
@@ -264,6 +278,8 @@ export function convertCommand(ctx: CliContext) {
         accel: args.accel,
         networks,
         withFiles: parseWith(args.with ?? []),
+        virtioWin: args['virtio-win'],
+        removeVmwareToolsFirstboot: args['remove-vmware-tools-firstboot'],
         dryRun: args['dry-run'],
         verifyBoot: args['verify-boot'],
         verifyTimeoutMs: args['verify-timeout'] * 1000,
