@@ -31,8 +31,10 @@ import {
   recordedHardware,
 } from './domain-xml.js';
 import { chooseDriver, type DriverContext, type HypervisorDriver } from './drivers/driver.js';
+import { parseCapabilities } from './libvirt/capabilities.js';
 import type { LibvirtConnection } from './libvirt/connection.js';
 import { Domain } from './libvirt/domain.js';
+import { describeDomainXml } from './libvirt/domain-xml-types.js';
 import { isNotFound, isOperationInvalid } from './libvirt/errors.js';
 import { parseDomStatsRaw } from './libvirt/parse.js';
 import type { SnapshotInfo } from './libvirt/snapshot.js';
@@ -289,9 +291,11 @@ export class VclProvisioner {
     const onInterrupt = this.cleanup.defer(`roll back the load of ${computer}`, () => undo.run());
     try {
       await step('lock');
+      // one virsh run: the domains (for delete-existing) and, the first time, the capabilities
+      const domains = await this.listDomains(!this.domainTypesMemo);
       const driver = await this.driver(res);
       await step('initialize');
-      await this.deleteExistingDomains(res);
+      await this.deleteExistingDomains(res, domains);
       await step('delete-existing');
 
       const prepared = await driver.preDefine(this.context(res), {
@@ -341,18 +345,31 @@ export class VclProvisioner {
             ['undefine', '--domain', uuid, '--snapshots-metadata', '--managed-save'],
             `undefine domain ${name}`,
           )
-          .then(() => {}),
+          .then(
+            () => {},
+            (e: unknown) => {
+              if (!isNotFound(e)) throw e;
+            },
+          ),
       );
-      await this.conn.virsh.run(['define', '--file', xmlFile], `define domain ${name}`);
+      // define and start in one virsh run (the undo steps are harmless if either failed)
+      undo.defer(`destroy domain ${name}`, () =>
+        this.conn.virsh.run(['destroy', '--domain', uuid], `destroy domain ${name}`).then(
+          () => {},
+          (e: unknown) => {
+            if (!isOperationInvalid(e) && !isNotFound(e)) throw e;
+          },
+        ),
+      );
+      await this.conn.virsh.batch(
+        [
+          ['define', '--file', xmlFile],
+          ['start', '--domain', uuid],
+        ],
+        `define and start domain ${name}`,
+      );
       const dom = new Domain(this.conn.virsh, { name, uuid, id: undefined });
       await step('define');
-
-      undo.defer(`destroy domain ${name}`, () =>
-        dom.destroy().catch((e: unknown) => {
-          if (!isOperationInvalid(e)) throw e;
-        }),
-      );
-      await dom.start();
       await step('start');
 
       let seconds: number | undefined;
@@ -443,12 +460,31 @@ export class VclProvisioner {
 
   // ---------------------------------------------------------------- domains
 
-  /** Every domain on the node: name → {uuid, id, state} (VCL's get_domain_info), one virsh call each. */
+  /** Every domain on the node: name → {uuid, state} (VCL's get_domain_info), in one virsh run. */
   async getDomainInfo(): Promise<Record<string, DomainInfoEntry>> {
-    const [list, stats] = await Promise.all([
-      this.conn.virsh.run(['list', '--all', '--uuid', '--name'], 'list domains'),
-      this.conn.virsh.run(['domstats', '--raw', '--state'], 'list domain states'),
-    ]);
+    return this.listDomains(false);
+  }
+
+  /**
+   * The domains and their states, and with `withCapabilities` libvirt's domain types too
+   * (memoized for the drivers): one virsh process for all of it.
+   */
+  private async listDomains(withCapabilities: boolean): Promise<Record<string, DomainInfoEntry>> {
+    const cmds = [
+      ['list', '--all', '--uuid', '--name'],
+      ['domstats', '--raw', '--state'],
+    ];
+    if (withCapabilities) cmds.push(['capabilities']);
+    const [list = '', stats = '', caps] = await this.conn.virsh.batch(cmds, 'list domains');
+    if (caps !== undefined) {
+      const host = parseCapabilities(
+        caps,
+        `virsh -c ${this.conn.uri} capabilities on ${this.node.name}`,
+      );
+      this.domainTypesMemo = Promise.resolve(
+        host.guests.find((g) => g.osType === 'hvm' && g.arch === 'x86_64')?.domainTypes ?? [],
+      );
+    }
     const stateOf = parseDomStatsRaw(stats);
     const out: Record<string, DomainInfoEntry> = {};
     for (const line of list.split('\n')) {
@@ -515,8 +551,11 @@ export class VclProvisioner {
   }
 
   /** VCL's delete_existing_domains: every domain of the computer, and its XML files. */
-  async deleteExistingDomains(res: Reservation): Promise<string[]> {
-    const info = await this.getDomainInfo();
+  async deleteExistingDomains(
+    res: Reservation,
+    known?: Record<string, DomainInfoEntry>,
+  ): Promise<string[]> {
+    const info = known ?? (await this.getDomainInfo());
     const deleted: string[] = [];
     for (const [name, e] of Object.entries(info)) {
       if (!isComputerDomain(name, res.computer.shortName)) continue;
@@ -549,17 +588,23 @@ export class VclProvisioner {
     name: string,
     e: DomainInfoEntry,
   ): Promise<void> {
-    const dom = this.domainOf(name, e);
-    const desc = await dom.getDescription();
-    if (isActiveState(e.state)) {
-      await dom.destroy().catch((err: unknown) => {
-        if (!isOperationInvalid(err)) throw err;
-      });
+    const op = `delete domain ${JSON.stringify(name)}`;
+    // two virsh runs: what it has (disks, snapshots), then destroy + snapshots + undefine
+    const [xml = '', snaps = ''] = await this.conn.virsh.batch(
+      [
+        ['dumpxml', '--domain', e.uuid, '--inactive'],
+        ['snapshot-list', '--domain', e.uuid, '--name'],
+      ],
+      op,
+    );
+    const desc = describeDomainXml(xml, `XML of domain ${name}`);
+    const cmds: string[][] = [];
+    if (isActiveState(e.state)) cmds.push(['destroy', '--domain', e.uuid]);
+    for (const snap of snaps.split('\n').filter((l) => l.trim() !== '')) {
+      cmds.push(['snapshot-delete', '--domain', e.uuid, '--snapshotname', snap.trim()]);
     }
-    for (const s of await dom.snapshots.names()) await dom.snapshots.delete(s);
-    await dom.undefine({ snapshotsMetadata: true, managedSave: true }).catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
+    cmds.push(['undefine', '--domain', e.uuid, '--snapshots-metadata', '--managed-save']);
+    await this.conn.virsh.batch(cmds, op);
     // Only the computer's own files: named after it, in the VM or datastore directory. A
     // master (or anything else a domain may point at) is never removed.
     const own = [res.vmhost.vmPath, res.vmhost.datastorePath];

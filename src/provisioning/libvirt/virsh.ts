@@ -5,8 +5,10 @@
 
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { CommandError } from '../../errors.js';
 import type { Node } from '../../node/node.js';
-import { toLibvirtError } from './errors.js';
+import { quoteWord } from '../../node/quote.js';
+import { LibvirtError, toLibvirtError } from './errors.js';
 
 /** The libvirt URI when none is given (`--connect`): the one default of every command. */
 export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
@@ -53,6 +55,59 @@ export class Virsh {
     } catch (e) {
       throw toLibvirtError(e, operation, this.where);
     }
+  }
+
+  /**
+   * Runs several virsh commands in ONE virsh process (one libvirt connection, and on an SSH
+   * node one remote command instead of one per virsh call): virsh's own command string
+   * `cmd1 args; echo MARK; cmd2 args; ...`, every word quoted for virsh's parser (the same
+   * single-quote rule as a POSIX shell: {@link quoteWord}). virsh goes on after a failed
+   * command; any `error:` on stderr fails the whole batch.
+   * @returns each command's stdout, in order
+   * @throws LibvirtError when a command failed (the detail is virsh's message)
+   */
+  async batch(
+    commands: readonly (readonly string[])[],
+    operation: string,
+    options: VirshRunOptions = {},
+  ): Promise<string[]> {
+    if (commands.length === 1) return [await this.run(commands[0] ?? [], operation, options)];
+    const mark = `@@v2vload-${randomBytes(6).toString('hex')}@@`;
+    const parts: string[] = [];
+    commands.forEach((c, i) => {
+      if (c.length === 0) throw new TypeError('empty virsh command in a batch');
+      parts.push(c.map(quoteWord).join(' '), `echo ${mark}${i}`);
+    });
+    let r: Awaited<ReturnType<Node['run']>>;
+    try {
+      r = await this.node.run(['virsh', '-c', this.uri, parts.join('; ')], {
+        timeoutMs: options.timeoutMs ?? this.timeoutMs,
+        env: { LC_ALL: 'C', LANG: 'C' },
+        reject: false,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (e) {
+      throw toLibvirtError(e, operation, this.where);
+    }
+    if (r.exitCode !== 0 || /^error:/m.test(r.stderr)) {
+      throw toLibvirtError(
+        new CommandError({ ...r, exitCode: r.exitCode === 0 ? 1 : r.exitCode }),
+        operation,
+        this.where,
+      );
+    }
+    const out: string[] = [];
+    let rest = r.stdout;
+    for (let i = 0; i < commands.length; i++) {
+      const m = `${mark}${i}\n`;
+      const at = rest.indexOf(m);
+      if (at < 0)
+        throw new LibvirtError('other', operation, `virsh printed no output mark ${i}`, this.where);
+      // virsh ends each command's output with a newline of its own
+      out.push(rest.slice(0, at).replace(/\n$/, ''));
+      rest = rest.slice(at + m.length);
+    }
+    return out;
   }
 
   /**
