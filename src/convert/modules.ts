@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.js';
 import type { SourceGuest } from '../metadata/model.js';
 import type { Node } from '../node/node.js';
 import type { CleanupStack } from '../run/cleanup.js';
+import type { InitramfsMode } from './initramfs.js';
 import type { GuestInspection } from './inspection.js';
 import type { Plan } from './plan.js';
 import type { TargetLayout } from './target.js';
@@ -27,6 +28,11 @@ export interface ConvertModuleOptions {
   virtioWin?: string | undefined;
   /** `--remove-vmware-tools-firstboot`: a Windows RunOnce entry uninstalls VMware Tools. */
   removeVmwareToolsFirstboot?: boolean | undefined;
+  /**
+   * `--initramfs`: extend the guest's image with the drivers where that is known to be right
+   * (the default), or always rebuild it with the guest's own tool.
+   */
+  initramfs?: InitramfsMode | undefined;
 }
 
 /** The node the conversion runs on, for modules that read files the user gave (e.g. drivers). */
@@ -79,8 +85,11 @@ export interface GuestOs {
   ): Promise<void>;
   /** Keeps each configured interface's name (and so its addresses) on the new NIC model. */
   keepNetworkIdentity(plan: Plan, ctx: ConversionContext): Promise<InterfaceIdentity[]>;
-  /** Rebuilds the initramfs and the bootloader configuration for the target. */
-  prepareBootable(plan: Plan, ctx: ConversionContext): Promise<void>;
+  /**
+   * Makes the initramfs hold `drivers` (extended, or rebuilt by the guest's tool) and the
+   * bootloader configuration name the target's disks.
+   */
+  prepareBootable(plan: Plan, ctx: ConversionContext, drivers?: readonly string[]): Promise<void>;
 }
 
 /** Undoes the source hypervisor: its tools in the guest, its devices in the metadata. */

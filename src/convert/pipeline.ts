@@ -29,6 +29,7 @@ import type { ImageRef } from '../storage/image-format.js';
 import type { ProgressEvent, QemuImg } from '../storage/qemu-img.js';
 import { type ConvertStorage, prepareDisk, sourceImage, type WorkDisk } from './disks.js';
 import { ConversionError } from './errors.js';
+import type { InitramfsMode } from './initramfs.js';
 import { type GuestInspection, inspectGuest } from './inspection.js';
 import type {
   ConversionContext,
@@ -81,6 +82,8 @@ export interface ConvertRequest {
   virtioWin?: string | undefined;
   /** `--remove-vmware-tools-firstboot` (Windows guests). */
   removeVmwareToolsFirstboot?: boolean | undefined;
+  /** `--initramfs`: extend the guest's initramfs (default) or rebuild it with its own tool. */
+  initramfs?: InitramfsMode | undefined;
   dryRun: boolean;
   verifyBoot: boolean;
   /** How long verify-boot waits for the guest's userspace (default 300 s). */
@@ -285,6 +288,7 @@ export class Converter {
         withFiles: req.withFiles,
         virtioWin: req.virtioWin,
         removeVmwareToolsFirstboot: req.removeVmwareToolsFirstboot,
+        initramfs: req.initramfs,
       },
       log: this.log,
       now: new Date(),

@@ -9,6 +9,7 @@
 import { createTwoFilesPatch } from 'diff';
 import type { Guest } from '../guestfs/guest.js';
 import { ConversionError } from './errors.js';
+import { type ExtendInitramfs, extendInitramfs } from './initramfs.js';
 import {
   formatRegValue,
   type HiveName,
@@ -65,6 +66,12 @@ export type PlannedAction =
     })
   | (Base & { kind: 'remove-packages'; manager: PackageTool; packages: string[] })
   | (Base & { kind: 'run'; argv: string[] })
+  | (Base &
+      ExtendInitramfs & {
+        kind: 'extend-initramfs';
+        /** The drivers asked for (the files add their dependencies). */
+        modules: string[];
+      })
   | (Base & {
       kind: 'registry';
       hive: HiveName;
@@ -209,6 +216,11 @@ export class Plan {
 
   run(argv: string[], by: string, why: string): void {
     this.actions.push({ kind: 'run', argv, by, why });
+  }
+
+  /** Plans appending module files (and the module index) to a kernel's initramfs image. */
+  extendInitramfs(a: ExtendInitramfs & { modules: string[] }, by: string, why: string): void {
+    this.actions.push({ kind: 'extend-initramfs', ...a, by, why });
   }
 
   /** Plans a rewrite of a file as it will be then, and the check of its root=/resume= disks. */
@@ -375,6 +387,11 @@ export function describeAction(a: PlannedAction, withDiff = true): string {
       return `${tag} remove packages ${a.packages.join(' ')} (${a.manager}): ${a.why}`;
     case 'run':
       return `${tag} run ${a.argv.join(' ')}: ${a.why}`;
+    case 'extend-initramfs': {
+      const head = `${tag} extend ${a.initrd} with ${a.modules.join(', ')} (${a.files.length} module files and the module index of ${a.kernel}): ${a.why}`;
+      if (!withDiff) return head;
+      return [head, ...a.files.map((f) => `    + /lib/modules/${a.kernel}/${f}`)].join('\n');
+    }
     case 'registry': {
       const head = `${tag} ${a.created ? 'create key' : 'set'} ${regPath(a.hive, a.key)}: ${a.why}`;
       if (!withDiff) return head;
@@ -455,6 +472,9 @@ export async function applyPlan(
         break;
       case 'run':
         await guest.command(a.argv);
+        break;
+      case 'extend-initramfs':
+        await extendInitramfs(guest, a);
         break;
       case 'rewrite-devices': {
         const text = await guest.readIfExists(a.path);

@@ -5,6 +5,9 @@
 import { decodeRegValue, encodeRegValue, type RegKey, type RegValue } from '../convert/registry.js';
 import type { GuestfsSession } from './session.js';
 
+/** Bytes per libguestfs read or write call (its messages are limited to a few MiB). */
+const CHUNK = 1 << 20;
+
 interface AgentRegKey {
   values: { name: string; type: number; data: Uint8Array }[];
   subkeys: string[];
@@ -82,6 +85,42 @@ export class Guest {
 
   async isSymlink(path: string): Promise<boolean> {
     return this.fs.call<boolean>('is_symlink', path);
+  }
+
+  /** A file's permission and type bits (st_mode). */
+  async mode(path: string): Promise<number> {
+    const st = await this.fs.call<{ st_mode: number }>('statns', path);
+    return st.st_mode;
+  }
+
+  /**
+   * A file's bytes of any size, read in chunks (one libguestfs message holds at most a few
+   * MiB, so `read_file` cannot carry an initramfs).
+   */
+  async readBytes(path: string): Promise<Buffer> {
+    const size = await this.fs.call<number>('filesize', path);
+    const parts: Buffer[] = [];
+    for (let off = 0; off < size; ) {
+      const part = Buffer.from(
+        await this.fs.call<Uint8Array>('pread', path, Math.min(CHUNK, size - off), off),
+      );
+      if (!part.length) break;
+      parts.push(part);
+      off += part.length;
+    }
+    const all = Buffer.concat(parts);
+    if (all.length !== size) {
+      throw new Error(`${path}: read ${all.length} of its ${size} bytes`);
+    }
+    return all;
+  }
+
+  /** Writes a file of any size in chunks (created or truncated; mode 0644 when created). */
+  async writeBytes(path: string, data: Uint8Array): Promise<void> {
+    await this.fs.call('write', path, Buffer.from(data.subarray(0, CHUNK)));
+    for (let off = CHUNK; off < data.length; off += CHUNK) {
+      await this.fs.call('write_append', path, Buffer.from(data.subarray(off, off + CHUNK)));
+    }
   }
 
   /** Registry keys of a hive file (read-only, one hivex open for all of them). */

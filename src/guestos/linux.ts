@@ -5,6 +5,7 @@
  * (debian.ts, rhel.ts) supplies its paths and commands.
  */
 
+import { moduleClosure } from '../convert/initramfs.js';
 import type { GuestInspection, KernelInfo } from '../convert/inspection.js';
 import { hasVirtio } from '../convert/inspection.js';
 import type { ConversionContext, GuestOs, InterfaceIdentity } from '../convert/modules.js';
@@ -150,6 +151,37 @@ export class LinuxGuestOs implements GuestOs {
     }
   }
 
+  /**
+   * Plans extending the kernel's initramfs image with the drivers when that is known to be
+   * right (src/convert/initramfs.ts); false when the image must be rebuilt instead.
+   */
+  private async planExtend(
+    plan: Plan,
+    ctx: ConversionContext,
+    k: KernelInfo,
+    initrd: string,
+    drivers: readonly string[],
+  ): Promise<boolean> {
+    const tool = ctx.inspection.initramfsTool;
+    if (ctx.options.initramfs === 'rebuild' || !drivers.length) return false;
+    if (tool !== 'initramfs-tools' && tool !== 'dracut') return false;
+    const dir = `/lib/modules/${k.version}`;
+    const dep = await plan.read(`${dir}/modules.dep`);
+    if (dep === undefined) return false;
+    const closure = moduleClosure(dep, await plan.read(`${dir}/modules.builtin`), drivers);
+    if (closure.missing.length || closure.compressed) return false;
+    if (!closure.files.length) {
+      plan.note(`${k.version}: ${drivers.join(', ')} are built into the kernel`);
+      return true;
+    }
+    plan.extendInitramfs(
+      { initrd, kernel: k.version, files: closure.files, modules: [...drivers] },
+      this.by,
+      `the drivers for the target in the initramfs of ${k.version} (no rebuild)`,
+    );
+    return true;
+  }
+
   /** Disk names by ID or by path change with the bus: they are named to the user. */
   private async warnDiskIds(plan: Plan): Promise<void> {
     for (const f of ['/etc/fstab', '/etc/crypttab']) {
@@ -168,7 +200,11 @@ export class LinuxGuestOs implements GuestOs {
     return pinInterfaces(plan, macs, this.by);
   }
 
-  async prepareBootable(plan: Plan, ctx: ConversionContext): Promise<void> {
+  async prepareBootable(
+    plan: Plan,
+    ctx: ConversionContext,
+    drivers: readonly string[] = [],
+  ): Promise<void> {
     const insp = ctx.inspection;
     const kernels = insp.kernels.filter((k) => !k.xenOnly && (!ctx.options.virtio || hasVirtio(k)));
     // Before the rebuild: dracut copies the devices file into the initramfs.
@@ -187,7 +223,9 @@ export class LinuxGuestOs implements GuestOs {
           'keep the initramfs from before the conversion',
         );
       }
-      if (insp.initramfsTool === 'initramfs-tools') {
+      if (k.initrd && (await this.planExtend(plan, ctx, k, k.initrd, drivers))) {
+        // extended in place: nothing to rebuild
+      } else if (insp.initramfsTool === 'initramfs-tools') {
         plan.run(
           ['update-initramfs', '-u', '-k', k.version],
           this.by,

@@ -97,9 +97,10 @@ export class KvmTarget implements HvTarget {
         'install the kernel given by --with',
       );
     }
-    await os.enableDrivers(plan, ctx.options.virtio ? VIRTIO_DRIVERS : IDE_DRIVERS, ctx);
+    const drivers = ctx.options.virtio ? VIRTIO_DRIVERS : IDE_DRIVERS;
+    await os.enableDrivers(plan, drivers, ctx);
     await os.remapDeviceNames(plan, ctx.target.deviceMap, ctx);
-    await os.prepareBootable(plan, ctx);
+    await os.prepareBootable(plan, ctx, drivers);
   }
 
   configureMetadata(ctx: ConversionContext): DomainDefinitionV2v {

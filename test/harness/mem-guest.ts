@@ -181,6 +181,7 @@ export interface ContextOptions extends Partial<Omit<LayoutOptions, 'virtio'>> {
   virtio?: boolean;
   domainType?: 'kvm' | 'qemu';
   withFiles?: Record<string, string>;
+  initramfs?: 'extend' | 'rebuild';
 }
 
 /** A conversion context with the target layout the pipeline would compute. */
@@ -200,7 +201,12 @@ export function conversionContext(
       networks: o.networks ?? [],
       name: o.name,
     }),
-    options: { virtio, domainType: o.domainType ?? 'kvm', withFiles: o.withFiles ?? {} },
+    options: {
+      virtio,
+      domainType: o.domainType ?? 'kvm',
+      withFiles: o.withFiles ?? {},
+      initramfs: o.initramfs,
+    },
     log: silentLog,
     now: NOW,
   };

@@ -194,7 +194,8 @@ function conversions(): Promise<void> {
     await Promise.all([
       v('base', ['--verify-boot', '--verify-timeout', '420']),
       v('uuid'),
-      v('static-ip'),
+      // The guest's own initramfs rebuild (the default extends the image instead).
+      v('static-ip', ['--initramfs', 'rebuild']),
       v('xen-pv', ['-i', 'libvirtxml']),
       limit(() =>
         runJob('no-virtio', base.disk, [base.vmx as string, '--no-virtio'], {
@@ -238,6 +239,11 @@ describe('every variant converts and boots on virtio', () => {
     expect(b.markers.ifaces.map((i) => [i.name, i.mac])).toEqual([['ens192', g.mac]]);
     expect(j.result.interfaces.map((i) => [i.name, i.mac])).toEqual([['ens192', g.mac]]);
     expect(j.result.disks.map((d) => d.path)).toEqual([path.join(j.out, `${g.name}-sda.qcow2`)]);
+    // The default extends the guest's initramfs with the virtio modules, no rebuild.
+    expect(j.result.plan.join('\n')).toMatch(
+      /extend \/boot\/initrd\.img-\S+ with virtio_pci, virtio_blk/,
+    );
+    expect(j.result.plan.join('\n')).not.toMatch(/update-initramfs/);
     for (const s of ['read-metadata', 'open-guest', 'inspect', 'plan', 'apply', 'storage-finish']) {
       expect(j.result.stages[s], s).toBeGreaterThanOrEqual(0);
     }
@@ -283,9 +289,10 @@ describe('every variant converts and boots on virtio', () => {
     expect(b.markers.vmtools).toBe('absent');
   });
 
-  it('static-ip: the static address is up on the same interface name', () => {
+  it('static-ip (--initramfs rebuild): the static address is up on the same interface name', () => {
     const g = guests.get('static-ip') as DebianGuest;
     const b = booted('static-ip');
+    expect(job('static-ip').result.plan.join('\n')).toMatch(/run update-initramfs -u -k \S+/);
     const iface = b.markers.ifaces.find((i) => i.name === 'ens192');
     expect(iface?.mac).toBe(g.mac);
     expect(iface?.ipv4).toContain('10.0.2.15/24');

@@ -5,6 +5,7 @@
  */
 import type { Argv } from 'yargs';
 import { CONVERT_STORAGE } from '../../convert/disks.js';
+import { INITRAMFS_MODES, type InitramfsMode } from '../../convert/initramfs.js';
 import {
   type ConvertEvent,
   Converter,
@@ -148,6 +149,12 @@ export function convertCommand(ctx: CliContext) {
             default: 'qcow2' as 'qcow2' | 'raw',
             describe: 'format of the output disks',
           })
+          .option('initramfs', {
+            choices: INITRAMFS_MODES,
+            default: 'extend' as InitramfsMode,
+            describe:
+              "extend: append the target's drivers to the guest's initramfs (no rebuild; where known to be right, else rebuild); rebuild: always rebuild it with the guest's own tool",
+          })
           .option('virtio', {
             type: 'boolean',
             default: true,
@@ -280,6 +287,7 @@ export function convertCommand(ctx: CliContext) {
         withFiles: parseWith(args.with ?? []),
         virtioWin: args['virtio-win'],
         removeVmwareToolsFirstboot: args['remove-vmware-tools-firstboot'],
+        initramfs: args.initramfs,
         dryRun: args['dry-run'],
         verifyBoot: args['verify-boot'],
         verifyTimeoutMs: args['verify-timeout'] * 1000,
