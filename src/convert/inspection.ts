@@ -213,7 +213,21 @@ function initramfsToolOf(packages: Set<string>): InitramfsTool {
  */
 export async function inspectGuest(guest: Guest, readOnly: boolean): Promise<GuestInspection> {
   const g = guest.fs;
-  const roots = await g.call<string[]>('inspect_os');
+  const roots = await g.call<string[]>('inspect_os').catch((e: unknown) => {
+    // libguestfs inspection reads a Windows guest's registry: a damaged hive fails it outright.
+    if (e instanceof GuestfsError && /Hivex/i.test(e.message)) {
+      throw new GuestfsError(
+        'inspect_os',
+        `the guest's Windows registry cannot be read (${e.message}): a registry hive (Windows/System32/config/SYSTEM or SOFTWARE) is damaged`,
+        e.errno,
+        {
+          cause: e,
+          hint: 'repair the guest (or restore its registry hives) on its hypervisor, then convert again',
+        },
+      );
+    }
+    throw e;
+  });
   if (roots.length === 0) {
     throw new GuestfsError('inspect_os', 'no operating system was found on the guest disks', 0, {
       hint: 'check the disks are the guest system disks and not damaged',
