@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConversionError } from '../../src/convert/errors.js';
 import type { ConversionContext } from '../../src/convert/modules.js';
-import { describeAction, Plan } from '../../src/convert/plan.js';
+import { applyPlan, describeAction, Plan } from '../../src/convert/plan.js';
 import {
   decodeRegValue,
   dword,
@@ -19,6 +19,7 @@ import {
   type RegValue,
   sz,
 } from '../../src/convert/registry.js';
+import type { Guest } from '../../src/guestfs/guest.js';
 import { uninstallCommand, WindowsGuestOs } from '../../src/guestos/windows.js';
 import { IDE_CRITICAL_DEVICES } from '../../src/guestos/windows-ide.js';
 import { VmwareWindowsSource } from '../../src/hvsource/vmware-windows.js';
@@ -285,7 +286,7 @@ describe('first-boot removal of VMware Tools', () => {
     const { plan: p } = await plan('win2019');
     const runOnce = p.actions.find((a) => a.kind === 'registry' && a.key.at(-1) === 'RunOnce');
     expect(runOnce && describeAction(runOnce)).toBe(
-      '[guestos/windows] create key HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\RunOnce: uninstall VMware Tools at the first logon\n    "v2v-load-remove-vmware-tools-firstboot" = sz:"msiexec.exe /x {0E63E9C6-C8C9-4F8E-A9F5-8E3A4F1D2C3B} /qn /norestart"',
+      '[guestos/windows] create key HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\RunOnce: uninstall VMware Tools at the first logon\n    "v2v-load-remove-vmware-tools" = sz:"msiexec.exe /x {0E63E9C6-C8C9-4F8E-A9F5-8E3A4F1D2C3B} /qn /norestart"',
     );
   });
 
@@ -389,6 +390,29 @@ describe('registry values', () => {
     }
     expect(encodeRegValue(dword(4)).data).toEqual(Buffer.from([4, 0, 0, 0]));
     expect(encodeRegValue(sz('ab')).data).toEqual(Buffer.from([0x61, 0, 0x62, 0, 0, 0]));
+  });
+
+  it('applying a plan sets consecutive values of one hive in one call (one open and commit)', async () => {
+    const { plan: p } = await plan('win2019');
+    const calls: { hive: string; keys: number }[] = [];
+    const stub = {
+      regSet: async (hive: string, edits: readonly unknown[]) => {
+        calls.push({ hive, keys: edits.length });
+      },
+      isDir: async () => true,
+      mkdirP: async () => {},
+      fs: { call: async () => undefined },
+    };
+    const events: string[] = [];
+    await applyPlan(p, stub as unknown as Guest, (e) => events.push(e.action.kind));
+    expect(calls).toEqual([
+      { hive: '/Windows/System32/config/SYSTEM', keys: 11 },
+      { hive: '/Windows/System32/config/SOFTWARE', keys: 1 },
+      { hive: '/Windows/System32/config/SYSTEM', keys: 8 },
+      { hive: '/Windows/System32/config/SYSTEM', keys: 8 },
+      { hive: '/Windows/System32/config/SOFTWARE', keys: 1 },
+    ]);
+    expect(events.length).toBe(p.actions.length);
   });
 
   it('a plan reads its own planned values; unchanged values are not planned', async () => {
