@@ -15,7 +15,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import pLimit from 'p-limit';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../harness/cli.js';
 import {
   WINDOWS_GUESTS,
@@ -264,6 +264,10 @@ beforeAll(async () => {
   }
   await readBack(outputs);
 }, 1_800_000);
+
+afterAll(async () => {
+  if (work) await fs.rm(work, { recursive: true, force: true });
+});
 
 describe.each(WINDOWS_GUESTS)('%s', (g) => {
   it.each(RUNS[g])(
