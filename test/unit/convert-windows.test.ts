@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConversionError } from '../../src/convert/errors.js';
 import type { ConversionContext } from '../../src/convert/modules.js';
+import { Converter, type ConvertRequest } from '../../src/convert/pipeline.js';
 import { applyPlan, describeAction, Plan } from '../../src/convert/plan.js';
 import {
   decodeRegValue,
@@ -19,6 +20,7 @@ import {
   type RegValue,
   sz,
 } from '../../src/convert/registry.js';
+import { UsageError } from '../../src/errors.js';
 import type { Guest } from '../../src/guestfs/guest.js';
 import { uninstallCommand, WindowsGuestOs } from '../../src/guestos/windows.js';
 import { IDE_CRITICAL_DEVICES } from '../../src/guestos/windows-ide.js';
@@ -312,6 +314,30 @@ describe('first-boot removal of VMware Tools', () => {
       ),
     ).toBe('u.exe /S');
     expect(uninstallCommand('VMware Tools', key({}))).toBeUndefined();
+  });
+});
+
+describe('options', () => {
+  it('--virtio-win must be an absolute path (a usage error before anything is read)', () => {
+    const req: ConvertRequest = {
+      source: ['/srv/vm/w.vmx'],
+      outputDir: '/srv/out',
+      storage: 'copy',
+      outputFormat: 'qcow2',
+      virtio: true,
+      domainType: 'qemu',
+      networks: [],
+      withFiles: {},
+      dryRun: false,
+      verifyBoot: false,
+      virtioWin: 'virtio-win.iso',
+    };
+    expect(() => Converter.checkRequest(req)).toThrow(
+      new UsageError('--virtio-win virtio-win.iso: the path must be absolute'),
+    );
+    expect(() =>
+      Converter.checkRequest({ ...req, virtioWin: '/srv/virtio-win.iso' }),
+    ).not.toThrow();
   });
 });
 
