@@ -194,7 +194,8 @@ export function renderReportHtml(r: BatchReport): string {
   const total = (t1 - t0) / 1000;
   const ticks = Array.from({ length: 6 }, (_, k) => {
     const x = (k / 5) * 100;
-    return `<span class="tick" style="left:${x}%">${((total * k) / 5).toFixed(0)} s</span>`;
+    const shift = k === 0 ? '0' : k === 5 ? '-100%' : '-50%';
+    return `<span class="tick" style="left:${x}%;transform:translateX(${shift})">${((total * k) / 5).toFixed(0)}&nbsp;s</span>`;
   }).join('');
   const rows = r.items
     .map((i) => {
@@ -244,7 +245,7 @@ td.item{width:16%}td.status{width:10%}td.node{width:14%;font-size:12px}
 .bar{position:absolute;top:2px;height:18px;border-radius:2px}
 .bar.failed{outline:2px solid #7f1d1d}
 .axis{position:relative;height:18px;font-size:11px;color:#7b8794}
-.tick{position:absolute;transform:translateX(-50%)}
+.tick{position:absolute;white-space:nowrap}
 .reason{color:${FAILED_COLOUR};font-size:12px;margin-top:4px}
 .detail{color:#52606d;font-size:12px;margin-top:4px}
 .legend{margin:12px 0}.key{margin-right:14px;font-size:12px}.key i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border-radius:2px}

@@ -1,7 +1,9 @@
 /**
  * `v2v-load batch` end to end: 8 items (7 copies of the tiny VMware guest, one source whose
  * disk is missing) at concurrency 2 into a libvirtd of the test's own (private-libvirtd.ts, so
- * it may be restarted). The batch is killed with SIGKILL while items are in flight; the rerun
+ * it may be restarted). The batch runs as a process (the CLI with the test stand-in converter,
+ * fast-converter.ts: the real conversion costs a minute per item under TCG and is tested in
+ * import.test.ts; here the subject is the batch). The batch is killed with SIGKILL while items are in flight; the rerun
  * skips what was done, cleans up and redoes the half-done items, rides out a libvirtd restart
  * in the middle, and ends with 7 done and 1 failed with a clear reason. The report is checked as
  * JSON and as the HTML page, rendered by headless Chromium and looked at in the screenshot.
@@ -18,7 +20,9 @@ import { type PrivateLibvirtd, startPrivateLibvirtd } from '../harness/private-l
 import { tinyVmwareCopies, tinyVmwareGuest } from '../harness/tiny-vmware-guest.js';
 
 const exec = promisify(execFile);
-const BIN = path.resolve(import.meta.dirname, '../../bin/v2v-load.js');
+const ROOT = path.resolve(import.meta.dirname, '../..');
+/** The CLI with the stand-in converter: the subject here is the batch, not the conversion. */
+const FAST_CLI = path.join(ROOT, 'test/harness/fast-cli.ts');
 
 let work: string;
 let lv: PrivateLibvirtd;
@@ -72,8 +76,20 @@ function runBatch(
   return new Promise((resolve) => {
     const child = spawn(
       'node',
-      [BIN, 'batch', manifest, '--concurrency', '2', '--state', stateFile, '--json', ...extra],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      [
+        '--import',
+        'tsx',
+        FAST_CLI,
+        'batch',
+        manifest,
+        '--concurrency',
+        '2',
+        '--state',
+        stateFile,
+        '--json',
+        ...extra,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
     );
     let stdout = '';
     let stderr = '';
@@ -255,6 +271,6 @@ describe('batch of 8 (one broken source), killed, rerun through a libvirtd resta
     // blue: the convert bars of the items that ran.
     expect(red).toBeGreaterThan(50);
     expect(green).toBeGreaterThan(200);
-    expect(blue).toBeGreaterThan(200);
+    expect(blue).toBeGreaterThan(50);
   });
 });
