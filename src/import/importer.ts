@@ -238,6 +238,21 @@ export class Importer {
           hint: 'create it (QEMU must be able to read it: mode 0755 or 0711)',
         });
       }
+      // The guest runs on the node: its libvirt says which domain types it offers.
+      const offered = await retry('read the host capabilities', () => conn.domainTypes());
+      let domainType = req.domainType ?? 'auto';
+      if (domainType !== 'auto' && !offered.includes(domainType)) {
+        throw new ImportError(
+          `--domain-type ${domainType}: ${uri} on ${node.name} offers ${offered.join(', ') || 'no x86_64 domain type'}`,
+          {
+            hint: offered.includes('qemu') ? 'use --domain-type qemu (or auto)' : 'check the node',
+          },
+        );
+      }
+      // auto: qemu where the node has no KVM; kvm on a remote node that offers it; on this
+      // machine the conversion's appliance finds out whether KVM really works.
+      if (domainType === 'auto' && !offered.includes('kvm')) domainType = 'qemu';
+      else if (domainType === 'auto' && remote) domainType = 'kvm';
       const layout = targetLayout(source, {
         outputDir: pool,
         outputFormat: req.outputFormat ?? 'qcow2',
@@ -347,6 +362,7 @@ export class Importer {
         uuid: uuid ?? randomUUID(),
         outputs,
         resume,
+        domainType,
       };
     });
     const { node, conn, record, name, xmlPath, consoleLog, uuid } = prep;
@@ -368,7 +384,7 @@ export class Importer {
         storage: req.storage ?? 'copy',
         outputFormat: req.outputFormat ?? 'qcow2',
         virtio: true,
-        domainType: req.domainType ?? 'auto',
+        domainType: prep.domainType,
         accel: req.accel,
         networks: req.networks ?? [],
         withFiles: req.withFiles ?? {},
