@@ -31,7 +31,13 @@ export async function watchBoot(
   let text = '';
   for (let polls = 1; ; polls++) {
     throwIfAborted(opts.signal);
-    if (await node.stat(consoleLog)) text = (await node.readFile(consoleLog)).toString('utf8');
+    if (await node.stat(consoleLog)) {
+      // Colours and cursor moves (systemd's status lines) out, so the verdict reads as text.
+      text = (await node.readFile(consoleLog))
+        .toString('utf8')
+        .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+        .replaceAll('\r', '');
+    }
     const m = pattern.exec(text);
     const seconds = Math.round((performance.now() - t0) / 100) / 10;
     if (m) return { booted: true, matched: m[0].trim(), seconds, consoleTail: tail(text) };

@@ -32,7 +32,7 @@ export function formatImportResult(r: ImportResult): string {
     : '';
   lines.push(`Imported ${r.name} to ${r.uri} on ${r.node}: ${r.state}${verdict}`);
   lines.push(
-    `  guest: ${r.guest.productName} (${r.source.hypervisor} → kvm), from ${r.source.path}`,
+    `  guest: ${r.guest.distro} ${r.guest.productName} (${r.source.hypervisor} → kvm), from ${r.source.path}`,
   );
   lines.push(`  uuid: ${r.uuid}`);
   for (const d of r.disks) {
