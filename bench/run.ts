@@ -10,6 +10,7 @@ const BENCHES: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   cow: () => import('./cow.js'),
   'convert-vs-virt-v2v': () => import('./convert-vs-virt-v2v.js'),
   batch: () => import('./batch.js'),
+  load: () => import('./load.js'),
 };
 
 const name = process.argv[2];

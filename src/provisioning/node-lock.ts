@@ -69,7 +69,9 @@ export async function takeNodeLock(
   const staleMs = opts.staleMs ?? 6 * 3600_000;
   let pause = opts.pollMs ?? 100;
   let owner: Owner | undefined;
-  await node.mkdir(path.posix.dirname(dir), { recursive: true });
+  // (file operations only: on an SSH node they go over SFTP, with no remote shell to start)
+  const parent = path.posix.dirname(dir);
+  if (!(await node.stat(parent))) await node.mkdir(parent, { recursive: true });
   for (;;) {
     // The owner record is written whole under a name of its own, then the directory is renamed
     // onto the lock's name without replacing: a lock never exists without its owner record.
@@ -86,11 +88,11 @@ export async function takeNodeLock(
           if (cur?.token !== me.token) return;
           const aside = `${dir}.released-${me.token}`;
           await node.rename(dir, aside, { noReplace: true }).catch(() => {});
-          await node.remove(aside, { recursive: true });
+          await removeLockDir(node, aside);
         },
       };
     } catch {
-      await node.remove(fresh, { recursive: true });
+      await removeLockDir(node, fresh);
     }
     owner = await readOwner(node, dir);
     const stale = owner
@@ -122,6 +124,12 @@ export async function takeNodeLock(
     await sleep(Math.min(left, pause));
     pause = Math.min(pause * 2, 2000);
   }
+}
+
+/** Removes a lock directory: its owner record, then the empty directory (no `rm -rf`). */
+async function removeLockDir(node: Node, dir: string): Promise<void> {
+  await node.remove(path.posix.join(dir, 'owner.json'));
+  await node.remove(dir).catch(() => node.remove(dir, { recursive: true }));
 }
 
 async function readOwner(node: Node, dir: string): Promise<Owner | undefined> {

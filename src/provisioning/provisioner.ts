@@ -14,7 +14,7 @@ import type { Node } from '../node/node.js';
 import { CleanupStack } from '../run/cleanup.js';
 import { StorageError } from '../storage/errors.js';
 import type { MasterCache } from '../storage/master-cache.js';
-import type { QemuImg } from '../storage/qemu-img.js';
+import { QemuImg } from '../storage/qemu-img.js';
 import {
   doesImageExist,
   findInRepository,
@@ -32,7 +32,7 @@ import {
 } from './domain-xml.js';
 import { chooseDriver, type DriverContext, type HypervisorDriver } from './drivers/driver.js';
 import { parseCapabilities } from './libvirt/capabilities.js';
-import type { LibvirtConnection } from './libvirt/connection.js';
+import { LibvirtConnection } from './libvirt/connection.js';
 import { Domain } from './libvirt/domain.js';
 import { describeDomainXml } from './libvirt/domain-xml-types.js';
 import { isNotFound, isOperationInvalid } from './libvirt/errors.js';
@@ -55,6 +55,7 @@ import {
   repositorySearchPaths,
 } from './naming.js';
 import { takeNodeLock } from './node-lock.js';
+import { AgentNode } from './remote-agent.js';
 import type { Reservation } from './reservation.js';
 
 /** The steps of a load, in order (a failure hook may stop the load after any of them). */
@@ -184,8 +185,8 @@ export class VclProvisioner {
 
   constructor(
     @inject(TOKENS.Node) node: Node,
-    @inject(TOKENS.QemuImg) private readonly qemu: QemuImg,
-    @inject(TOKENS.LibvirtConnection) private readonly conn: LibvirtConnection,
+    @inject(TOKENS.QemuImg) qemu: QemuImg,
+    @inject(TOKENS.LibvirtConnection) conn: LibvirtConnection,
     @inject(TOKENS.Logger) private readonly log: Logger,
     @inject(TOKENS.Cleanup) private readonly cleanup: CleanupStack,
     @injectAll(TOKENS.HypervisorDriver) private readonly drivers: HypervisorDriver[],
@@ -193,7 +194,31 @@ export class VclProvisioner {
     @inject(TOKENS.ConvertMaster) private readonly convertMaster: ConvertMasterFn,
     @inject(TOKENS.ProvisionerHooks) private readonly hooks: ProvisionerHooks,
   ) {
+    // On an SSH node, commands go through one agent process instead of one login shell each.
+    if (!node.isLocal) {
+      const agent = new AgentNode(node, log);
+      this.agent = agent;
+      cleanup.defer(`stop the command agent on ${node.name}`, () => agent.stop());
+      node = agent;
+    }
     this.node = countingNode(node, this.counter);
+    this.qemu = new QemuImg(this.node, qemu.allowedDirs);
+    this.conn = new LibvirtConnection(this.node, conn.uri);
+  }
+
+  private readonly qemu: QemuImg;
+  private readonly conn: LibvirtConnection;
+
+  private readonly agent: AgentNode | undefined;
+
+  /** Stops the command agent on an SSH node (the run's cleanup does it too). */
+  async dispose(): Promise<void> {
+    await this.agent?.stop();
+  }
+
+  /** Commands that went through the agent instead of a login shell each. */
+  get agentRuns(): number {
+    return this.agent?.agentRuns ?? 0;
   }
 
   /** Commands and file operations run on the node so far (virsh and qemu-img included). */
@@ -332,7 +357,9 @@ export class VclProvisioner {
       await step('generate-xml');
 
       const xmlFile = domainXmlFilePath(res);
-      await this.node.mkdir(domainXmlDirectoryPath(), { recursive: true, mode: 0o700 });
+      if (!(await this.node.stat(domainXmlDirectoryPath()))) {
+        await this.node.mkdir(domainXmlDirectoryPath(), { recursive: true, mode: 0o700 });
+      }
       undo.defer(`remove ${xmlFile}`, () => this.node.remove(xmlFile));
       await this.node.writeFileAtomic(xmlFile, xml, { mode: 0o600 });
       await step('write-xml');

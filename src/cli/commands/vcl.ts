@@ -19,6 +19,7 @@ import {
   masterImageDirectoryPath,
   masterImageFilePath,
   newImageName,
+  repositorySearchPaths,
 } from '../../provisioning/naming.js';
 import type { VclProvisioner } from '../../provisioning/provisioner.js';
 import {
@@ -49,7 +50,7 @@ export const VCL_SUBROUTINES: Record<string, { node: boolean; run: Sub }> = {
   get_image_size_bytes: { node: true, run: async (p, r) => (await p().getImageSize(r)).bytes },
   get_image_repository_search_paths: {
     node: false,
-    run: (p, r) => p().getImageRepositorySearchPaths(r),
+    run: (_p, r) => repositorySearchPaths(r, r.args.imageName ?? r.image.name),
   },
   power_status: { node: true, run: (p, r) => p().powerStatus(r) },
   power_on: { node: true, run: (p, r) => p().powerOn(r) },
@@ -130,6 +131,8 @@ export function vclCommand(ctx: CliContext) {
         })
         .option('data', {
           type: 'string',
+          // takes the next word even when it is "-" (stdin)
+          nargs: 1,
           demandOption: true,
           describe: 'the reservation document (JSON): a file, or - for stdin',
         })
