@@ -27,7 +27,7 @@ import { promisify } from 'node:util';
 const exec = promisify(execFile);
 const BUILDER = path.resolve(import.meta.dirname, '../fixtures/tiny-vmware');
 const FIXTURES = '/var/tmp/v2v-load-fixtures';
-const BUILDER_VERSION = 'tiny-vmware-1';
+const BUILDER_VERSION = 'tiny-vmware-2';
 const MBR = '/usr/lib/EXTLINUX/mbr.bin';
 
 export const TINY_VMW_NAME = 'v2vtiny';
@@ -106,11 +106,16 @@ async function buildTree(root: string, release: string, initrd: string, stub: st
   await fs.copyFile(`/boot/vmlinuz-${release}`, path.join(root, `boot/vmlinuz-${release}`));
   await fs.copyFile(initrd, path.join(root, `boot/initrd.img-${release}`));
   await fs.copyFile(initrd, path.join(root, 'usr/share/v2vtiny/initrd.cpio'));
-  for (const f of ['modules.dep', 'modules.builtin']) {
-    await fs.copyFile(
-      `/lib/modules/${release}/${f}`,
-      path.join(root, `lib/modules/${release}/${f}`),
-    );
+  // The kernel's module index, and the virtio drivers with what they depend on (the files a
+  // conversion reads to put them into the initramfs), as a real guest has them.
+  const kdir = `/lib/modules/${release}`;
+  const gdir = path.join(root, `lib/modules/${release}`);
+  for (const f of await fs.readdir(kdir)) {
+    if (f.startsWith('modules.')) await fs.copyFile(`${kdir}/${f}`, path.join(gdir, f));
+  }
+  for (const rel of await virtioClosure(kdir)) {
+    await fs.mkdir(path.join(gdir, path.dirname(rel)), { recursive: true });
+    await fs.copyFile(`${kdir}/${rel}`, path.join(gdir, rel));
   }
   for (const p of ['usr/sbin/update-initramfs', 'bin/sh', 'bin/ls', 'sbin/init']) {
     await fs.copyFile(stub, path.join(root, p));
@@ -155,6 +160,29 @@ async function buildTree(root: string, release: string, initrd: string, stub: st
       '',
     ].join('\n'),
   );
+}
+
+/** The module files (relative to the kernel's directory) of the virtio drivers and their deps. */
+async function virtioClosure(kdir: string): Promise<string[]> {
+  const deps = new Map<string, string[]>();
+  for (const line of (await fs.readFile(`${kdir}/modules.dep`, 'utf8')).split('\n')) {
+    const [file, rest] = line.split(':');
+    if (file) deps.set(file.trim(), (rest ?? '').trim().split(/\s+/).filter(Boolean));
+  }
+  const name = (f: string) =>
+    path
+      .basename(f)
+      .replace(/\.ko(\.\w+)?$/, '')
+      .replace(/-/g, '_');
+  const wanted = ['virtio_pci', 'virtio_blk', 'virtio_scsi', 'virtio_net', 'virtio_console'];
+  const out = new Set<string>();
+  const add = (f: string) => {
+    if (out.has(f)) return;
+    out.add(f);
+    for (const d of deps.get(f) ?? []) add(d);
+  };
+  for (const f of deps.keys()) if (wanted.includes(name(f))) add(f);
+  return [...out];
 }
 
 async function cpio(root: string, entries: string[], out: string): Promise<void> {
