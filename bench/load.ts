@@ -74,8 +74,14 @@ export async function run(): Promise<void> {
     });
     return run.resolve<VclProvisioner>(TOKENS.VclProvisioner);
   };
+  const clean = async (res: Reservation): Promise<void> => {
+    const p = await provisioner(res);
+    await p.postMaintenanceAction(res);
+    await p.dispose();
+  };
   const starts: number[] = [];
   const commands: Record<string, number> = {};
+  const agentRuns: Record<string, number> = {};
   const series = async (
     label: string,
     image: string,
@@ -84,20 +90,23 @@ export async function run(): Promise<void> {
     const times: number[] = [];
     const res = doc(1, image, node);
     for (let i = 0; i < RUNS + 1; i++) {
-      await (await provisioner(res)).postMaintenanceAction(res);
+      await clean(res);
       const p = await provisioner(res);
       stepAt = {};
       const t0 = performance.now();
       const r = await p.load(res);
       const ms = performance.now() - t0;
+      await p.dispose();
       if (i === 0) continue; // warm-up: capabilities cache, first SSH login
       times.push(ms);
       starts.push((stepAt.start ?? 0) - (stepAt.define ?? 0));
       commands[label] = r.nodeCommands;
+      agentRuns[label] = p.agentRuns;
     }
-    await (await provisioner(res)).postMaintenanceAction(res);
+    await clean(res);
     process.stderr.write(
-      `load ${label}: ${times.map((t) => t.toFixed(0)).join(', ')} ms; ${commands[label]} node commands per load\n`,
+      `load ${label}: ${times.map((t) => t.toFixed(0)).join(', ')} ms; ${commands[label]} node ` +
+        `commands and file operations per load (${agentRuns[label]} commands through the agent)\n`,
     );
     return Math.round(median(times));
   };
@@ -123,12 +132,12 @@ export async function run(): Promise<void> {
     const msSsh = await series('ssh 1 GiB', 'bench-1g-v1', ssh);
 
     const docs = Array.from({ length: 20 }, (_, i) => doc(100 + i, 'bench-1g-v1', local));
-    await Promise.all(docs.map(async (d) => (await provisioner(d)).postMaintenanceAction(d)));
+    await Promise.all(docs.map(clean));
     const t0 = performance.now();
     await Promise.all(docs.map(async (d) => (await provisioner(d)).load(d)));
     const s20 = Math.round((performance.now() - t0) / 100) / 10;
     process.stderr.write(`20 loads at once: ${s20} s\n`);
-    await Promise.all(docs.map(async (d) => (await provisioner(d)).postMaintenanceAction(d)));
+    await Promise.all(docs.map(clean));
     const msStart = Math.round(median(starts));
     process.stderr.write(`virsh start (QEMU starting) within those loads: median ${msStart} ms\n`);
     console.log(
@@ -140,6 +149,7 @@ export async function run(): Promise<void> {
         s_for_20: s20,
         commands_per_load: commands['local 1 GiB'],
         commands_per_load_ssh: commands['ssh 1 GiB'],
+        agent_runs_per_load_ssh: agentRuns['ssh 1 GiB'],
         ms_start_median: msStart,
       }),
     );

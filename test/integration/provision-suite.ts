@@ -198,6 +198,13 @@ export function provisionSuite(kind: 'local' | 'ssh', access: () => VmhostAccess
         },
       });
       expect((await vcl(base, 'get_driver_name', doc(1))).json.result).toBe('QEMU-TCG');
+      // domainType null: the drivers examine the node; KVM does not work on these machines
+      // (no /dev/kvm, or a kernel booted under KVM hangs), so QEMU-TCG serves it
+      const auto = doc(1);
+      auto.vmhost.domainType = null;
+      const a = await vcl(base, 'initialize', auto);
+      expect(a.json.result).toMatchObject({ driver: 'QEMU-TCG', domainType: 'qemu' });
+      expect(a.json.result.refused.KVM).toMatch(/^(no \/dev\/kvm|a kernel booted under KVM .+)$/);
       expect((await vcl(base, 'get_domain_name', doc(1))).json.result).toBe(
         `${prefix}-1_TinydiskSYSLINUX_${k === 'l' ? 11 : 12}-v1`,
       );
