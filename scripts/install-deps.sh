@@ -12,6 +12,7 @@ PACKAGES=(
   openssh-server openssh-client
   linux-image-amd64 klibc-utils cpio
   debootstrap extlinux
+  syslinux mtools dosfstools
   ntfs-3g xorriso
   gcc libc6-dev
   chromium
