@@ -582,7 +582,10 @@ export class Importer {
   private async intact(where: Node, c: ConvertedRecord): Promise<boolean> {
     for (const d of c.disks) {
       const ok = await where
-        .run(['qemu-img', 'info', '--output=json', '-f', d.format, d.path], { reject: false })
+        // -U: the dead import's domain may still run on the disk (and hold its write lock).
+        .run(['qemu-img', 'info', '-U', '--output=json', '-f', d.format, d.path], {
+          reject: false,
+        })
         .then((r) => r.exitCode === 0);
       if (!ok) return false;
     }
