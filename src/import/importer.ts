@@ -18,6 +18,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { inject, injectAll, injectable } from 'tsyringe';
 import type { ConvertStorage } from '../convert/disks.js';
@@ -27,7 +28,7 @@ import type {
   ConvertRequest,
   ConvertResult,
 } from '../convert/pipeline.js';
-import { isTempSiblingOf } from '../convert/run-record.js';
+import { isTempSiblingOf, pidAlive } from '../convert/run-record.js';
 import { type NetworkMapping, targetLayout } from '../convert/target.js';
 import type { BootVerdict } from '../convert/verify-boot.js';
 import { TOKENS } from '../di/tokens.js';
@@ -278,12 +279,12 @@ export class Importer {
             `${name}: the conversion of the dead import is complete: resuming after it`,
           );
           resume = stale.converted;
-          await this.cleanStale(node, pool, stale, {
+          await this.cleanStale(node, pool, name, stale, {
             keep: remote ? [] : resume.disks.map((d) => d.path),
             keepStaging: true,
           });
         } else {
-          await this.cleanStale(node, pool, stale, { keep: [], keepStaging: false });
+          await this.cleanStale(node, pool, name, stale, { keep: [], keepStaging: false });
         }
       });
       // Registered first, so it runs last: what the record lists is gone by then.
@@ -562,6 +563,7 @@ export class Importer {
   private async cleanStale(
     node: Node,
     pool: string,
+    name: string,
     stale: ImportRecordData,
     { keep, keepStaging }: { keep: readonly string[]; keepStaging: boolean },
   ): Promise<void> {
@@ -573,8 +575,27 @@ export class Importer {
       pool,
       stale.outputs.filter((o) => !keep.includes(o)),
     );
+    await this.removeDeadConverterRecord(node, path.posix.join(pool, `.${name}.v2v-load-run`));
     if (!keepStaging && stale.staging?.startsWith(`${STAGING_ROOT}/`)) {
       await fs.rm(stale.staging, { recursive: true, force: true });
+    }
+  }
+
+  /** Removes a converter run record whose owner (a process of this machine) is dead. */
+  private async removeDeadConverterRecord(node: Node, file: string): Promise<void> {
+    const text = await node.readFile(file).then(
+      (b) => b.toString(),
+      () => undefined,
+    );
+    if (text === undefined) return;
+    let owner: { host?: string; pid?: number } = {};
+    try {
+      owner = JSON.parse(text) as typeof owner;
+    } catch {
+      return;
+    }
+    if (owner.host === os.hostname() && owner.pid && !(await pidAlive(owner.pid))) {
+      await node.remove(file);
     }
   }
 
