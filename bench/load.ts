@@ -7,7 +7,7 @@
  * Prints the node commands (commands and file operations) one load runs, and the time of its
  * `virsh start` (QEMU's start), which the ms_per_load figures include.
  * {"bench":"load","ms_per_load_1g":..,"ms_per_load_1t":..,"ms_per_load_ssh":..,"s_for_20":..,
- *  "commands_per_load":..,"commands_per_load_ssh":..,"ms_start_median":..}
+ *  "commands_per_load":..,"commands_per_load_ssh":..,"ms_define_start_median":..}
  */
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
@@ -17,10 +17,11 @@ import { promisify } from 'node:util';
 import { createRootContainer, createRunContainer } from '../src/di/composition-root.js';
 import { TOKENS } from '../src/di/tokens.js';
 import { StreamLogger } from '../src/log/logger.js';
-import type {
-  LoadStep,
-  ProvisionerHooks,
-  VclProvisioner,
+import {
+  LOAD_STEPS,
+  type LoadStep,
+  type ProvisionerHooks,
+  type VclProvisioner,
 } from '../src/provisioning/provisioner.js';
 import { nodeSpecOf, parseReservation, type Reservation } from '../src/provisioning/reservation.js';
 import { type SshdInfo, startSshd, stopSshd } from '../test/harness/sshd.js';
@@ -80,6 +81,9 @@ export async function run(): Promise<void> {
     await p.dispose();
   };
   const starts: number[] = [];
+  const stepMs: Record<string, number[]> = {};
+  /** Per series: the median load without its define + start (QEMU's own start). */
+  const without: Record<string, number> = {};
   const commands: Record<string, number> = {};
   const agentRuns: Record<string, number> = {};
   const series = async (
@@ -88,6 +92,7 @@ export async function run(): Promise<void> {
     node: Record<string, string | null>,
   ): Promise<number> => {
     const times: number[] = [];
+    const overhead: number[] = [];
     const res = doc(1, image, node);
     for (let i = 0; i < RUNS + 1; i++) {
       await clean(res);
@@ -99,7 +104,18 @@ export async function run(): Promise<void> {
       await p.dispose();
       if (i === 0) continue; // warm-up: capabilities cache, first SSH login
       times.push(ms);
-      starts.push((stepAt.start ?? 0) - (stepAt.define ?? 0));
+      // define + start run as one virsh batch: the time from the XML written to the domain running
+      const ds = (stepAt.define ?? 0) - (stepAt['write-xml'] ?? 0);
+      starts.push(ds);
+      overhead.push(ms - ds);
+      let prev = t0;
+      for (const step of LOAD_STEPS) {
+        const at = stepAt[step];
+        if (at === undefined) continue;
+        const key = `${label}: ${step}`;
+        stepMs[key] = [...(stepMs[key] ?? []), at - prev];
+        prev = at;
+      }
       commands[label] = r.nodeCommands;
       agentRuns[label] = p.agentRuns;
     }
@@ -108,6 +124,7 @@ export async function run(): Promise<void> {
       `load ${label}: ${times.map((t) => t.toFixed(0)).join(', ')} ms; ${commands[label]} node ` +
         `commands and file operations per load (${agentRuns[label]} commands through the agent)\n`,
     );
+    without[label] = Math.round(median(overhead));
     return Math.round(median(times));
   };
   try {
@@ -138,8 +155,11 @@ export async function run(): Promise<void> {
     const s20 = Math.round((performance.now() - t0) / 100) / 10;
     process.stderr.write(`20 loads at once: ${s20} s\n`);
     await Promise.all(docs.map(clean));
+    for (const [k, v] of Object.entries(stepMs)) {
+      process.stderr.write(`  ${k}: median ${Math.round(median(v))} ms\n`);
+    }
     const msStart = Math.round(median(starts));
-    process.stderr.write(`virsh start (QEMU starting) within those loads: median ${msStart} ms\n`);
+    process.stderr.write(`virsh define + start within those loads: median ${msStart} ms\n`);
     console.log(
       JSON.stringify({
         bench: 'load',
@@ -150,7 +170,10 @@ export async function run(): Promise<void> {
         commands_per_load: commands['local 1 GiB'],
         commands_per_load_ssh: commands['ssh 1 GiB'],
         agent_runs_per_load_ssh: agentRuns['ssh 1 GiB'],
-        ms_start_median: msStart,
+        ms_define_start_median: msStart,
+        ms_without_start_1g: without['local 1 GiB'],
+        ms_without_start_1t: without['local 1 TiB'],
+        ms_without_start_ssh: without['ssh 1 GiB'],
       }),
     );
   } finally {

@@ -38,7 +38,12 @@ import { describeDomainXml } from './libvirt/domain-xml-types.js';
 import { isNotFound, isOperationInvalid } from './libvirt/errors.js';
 import { parseDomStatsRaw } from './libvirt/parse.js';
 import type { SnapshotInfo } from './libvirt/snapshot.js';
-import { type DomainStateName, isActiveState, stateFromCodes } from './libvirt/state.js';
+import {
+  type DomainStateName,
+  isActiveState,
+  parseDomState,
+  stateFromCodes,
+} from './libvirt/state.js';
 import type { MasterConversion } from './master-conversion.js';
 import {
   consoleLogPath,
@@ -317,7 +322,7 @@ export class VclProvisioner {
     try {
       await step('lock');
       // one virsh run: the domains (for delete-existing) and, the first time, the capabilities
-      const domains = await this.listDomains(!this.domainTypesMemo);
+      const domains = await this.listDomainNames(!this.domainTypesMemo && !res.vmhost.domainType);
       const driver = await this.driver(res);
       await step('initialize');
       await this.deleteExistingDomains(res, domains);
@@ -503,15 +508,7 @@ export class VclProvisioner {
     ];
     if (withCapabilities) cmds.push(['capabilities']);
     const [list = '', stats = '', caps] = await this.conn.virsh.batch(cmds, 'list domains');
-    if (caps !== undefined) {
-      const host = parseCapabilities(
-        caps,
-        `virsh -c ${this.conn.uri} capabilities on ${this.node.name}`,
-      );
-      this.domainTypesMemo = Promise.resolve(
-        host.guests.find((g) => g.osType === 'hvm' && g.arch === 'x86_64')?.domainTypes ?? [],
-      );
-    }
+    if (caps !== undefined) this.rememberCapabilities(caps);
     const stateOf = parseDomStatsRaw(stats);
     const out: Record<string, DomainInfoEntry> = {};
     for (const line of list.split('\n')) {
@@ -523,6 +520,35 @@ export class VclProvisioner {
       out[m[2]] = { uuid: m[1].toLowerCase(), state };
     }
     return out;
+  }
+
+  /**
+   * The domains' names and UUIDs only (their states are read for the computer's own, when
+   * they are deleted), and with `withCapabilities` the domain types: one virsh run.
+   */
+  private async listDomainNames(
+    withCapabilities: boolean,
+  ): Promise<Record<string, { uuid: string; state?: DomainStateName }>> {
+    const cmds = [['list', '--all', '--uuid', '--name']];
+    if (withCapabilities) cmds.push(['capabilities']);
+    const [list = '', caps] = await this.conn.virsh.batch(cmds, 'list domains');
+    if (caps !== undefined) this.rememberCapabilities(caps);
+    const out: Record<string, { uuid: string }> = {};
+    for (const line of list.split('\n')) {
+      const m = /^([0-9a-f-]{36}) (.*)$/i.exec(line);
+      if (m?.[1] && m[2] !== undefined) out[m[2]] = { uuid: m[1].toLowerCase() };
+    }
+    return out;
+  }
+
+  private rememberCapabilities(caps: string): void {
+    const host = parseCapabilities(
+      caps,
+      `virsh -c ${this.conn.uri} capabilities on ${this.node.name}`,
+    );
+    this.domainTypesMemo = Promise.resolve(
+      host.guests.find((g) => g.osType === 'hvm' && g.arch === 'x86_64')?.domainTypes ?? [],
+    );
   }
 
   private domainOf(name: string, e: DomainInfoEntry): Domain {
@@ -580,7 +606,7 @@ export class VclProvisioner {
   /** VCL's delete_existing_domains: every domain of the computer, and its XML files. */
   async deleteExistingDomains(
     res: Reservation,
-    known?: Record<string, DomainInfoEntry>,
+    known?: Record<string, { uuid: string; state?: DomainStateName }>,
   ): Promise<string[]> {
     const info = known ?? (await this.getDomainInfo());
     const deleted: string[] = [];
@@ -613,20 +639,22 @@ export class VclProvisioner {
   private async deleteDomainEntry(
     res: Reservation,
     name: string,
-    e: DomainInfoEntry,
+    e: { uuid: string; state?: DomainStateName },
   ): Promise<void> {
     const op = `delete domain ${JSON.stringify(name)}`;
-    // two virsh runs: what it has (disks, snapshots), then destroy + snapshots + undefine
-    const [xml = '', snaps = ''] = await this.conn.virsh.batch(
+    // two virsh runs: what it has (disks, snapshots, state), then destroy + snapshots + undefine
+    const [xml = '', snaps = '', st = ''] = await this.conn.virsh.batch(
       [
         ['dumpxml', '--domain', e.uuid, '--inactive'],
         ['snapshot-list', '--domain', e.uuid, '--name'],
+        ['domstate', '--domain', e.uuid, '--reason'],
       ],
       op,
     );
     const desc = describeDomainXml(xml, `XML of domain ${name}`);
+    const state = parseDomState(st).state;
     const cmds: string[][] = [];
-    if (isActiveState(e.state)) cmds.push(['destroy', '--domain', e.uuid]);
+    if (isActiveState(state)) cmds.push(['destroy', '--domain', e.uuid]);
     for (const snap of snaps.split('\n').filter((l) => l.trim() !== '')) {
       cmds.push(['snapshot-delete', '--domain', e.uuid, '--snapshotname', snap.trim()]);
     }

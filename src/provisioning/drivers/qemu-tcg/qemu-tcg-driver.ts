@@ -24,6 +24,9 @@ export class QemuTcgDriver implements HypervisorDriver {
       return { fits: false, reason: 'vmhost.domainType is kvm' };
     if (!(await findQemuBinary(ctx)))
       return { fits: false, reason: 'no QEMU emulator on the node' };
+    // Asked for by name: libvirt's QEMU driver offers 'qemu' wherever the emulator is (the
+    // capabilities, slow to read, are read only when the driver decides).
+    if (ctx.res.vmhost.domainType === 'qemu') return { fits: true };
     if (!(await ctx.domainTypes()).includes('qemu')) {
       return { fits: false, reason: "libvirt offers no 'qemu' domain type" };
     }
