@@ -16,6 +16,7 @@ PACKAGES=(
   ntfs-3g xorriso
   gcc libc6-dev
   chromium
+  redis-server
 )
 
 missing=()
