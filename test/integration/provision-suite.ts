@@ -23,6 +23,9 @@ import type { QemuImg } from '../../src/storage/qemu-img.js';
 import { buildTinyDisk } from '../harness/tiny-disk.js';
 import { TINY_READY_MARKER } from '../harness/tiny-guest.js';
 
+// biome-ignore lint/suspicious/noExplicitAny: documents edited field by field to make them wrong
+type Loose = any;
+
 const exec = promisify(execFile);
 const URI = 'qemu:///system';
 const BOOT_S = 120;
@@ -38,7 +41,7 @@ export interface VclOut {
   status: number;
   json: {
     ok: boolean;
-    result: any;
+    result: Loose;
     error: { code: string; message: string; hint?: string } | null;
   };
   stderr: string;
@@ -168,7 +171,7 @@ export function provisionSuite(kind: 'local' | 'ssh', access: () => VmhostAccess
     });
 
     it('refuses bad documents with the field named, exit 1, before reaching the node', async () => {
-      const d = doc(1) as any;
+      const d = doc(1) as Loose;
       delete d.vmhost.datastorePath;
       d.image.minCpus = 'two';
       let r = await vcl(base, 'load', d);
@@ -406,7 +409,7 @@ export function provisionSuite(kind: 'local' | 'ssh', access: () => VmhostAccess
         // the new master loads on another computer and boots
         const load2 = doc(2);
         load2.image = { ...cap.image };
-        delete (load2 as any).args;
+        delete (load2 as Loose).args;
         const l = await vcl(base, 'load', load2);
         expect(l.json.error).toBeNull();
         expect(l.json.result.masterCopied).toBe(false);

@@ -33,6 +33,9 @@ import {
   type ReservationInput,
 } from '../../src/provisioning/reservation.js';
 
+// biome-ignore lint/suspicious/noExplicitAny: documents edited field by field to make them wrong
+type Loose = any;
+
 const GOLDEN = path.join(import.meta.dirname, '../golden/provisioning');
 
 /** The example document. */
@@ -92,44 +95,48 @@ describe('reservation document', () => {
   it.each([
     [
       'a missing field',
-      (d: any) => delete d.vmhost.datastorePath,
+      (d: Loose) => delete d.vmhost.datastorePath,
       'res.json: vmhost.datastorePath: ',
     ],
     [
       'a wrong type',
-      (d: any) => (d.image.revision = '5'),
+      (d: Loose) => (d.image.revision = '5'),
       'image.revision: Invalid input: expected number',
     ],
     [
       'a relative path',
-      (d: any) => (d.vmhost.vmPath = 'images'),
+      (d: Loose) => (d.vmhost.vmPath = 'images'),
       'vmhost.vmPath: an absolute path',
     ],
     [
       'a ".." path',
-      (d: any) => (d.vmhost.vmPath = '/var/../etc'),
+      (d: Loose) => (d.vmhost.vmPath = '/var/../etc'),
       'vmhost.vmPath: no ".." component',
     ],
     [
       'an unsafe image name',
-      (d: any) => (d.image.name = '../x'),
+      (d: Loose) => (d.image.name = '../x'),
       'image.name: an image name: letters',
     ],
-    ['a bad MAC', (d: any) => (d.computer.eth0Mac = '52:54:00'), 'computer.eth0Mac: a MAC address'],
+    [
+      'a bad MAC',
+      (d: Loose) => (d.computer.eth0Mac = '52:54:00'),
+      'computer.eth0Mac: a MAC address',
+    ],
     [
       'an unknown field',
-      (d: any) => (d.vmhost.datastore = '/x'),
+      (d: Loose) => (d.vmhost.datastore = '/x'),
       'vmhost: Unrecognized key: "datastore"',
     ],
     [
       'a bad pattern',
-      (d: any) => (d.postLoad = { pattern: '(' }),
+      (d: Loose) => (d.postLoad = { pattern: '(' }),
       'postLoad.pattern: a regular expression',
     ],
-    ['zero CPUs', (d: any) => (d.image.minCpus = 0), 'image.minCpus: Too small'],
+    ['zero CPUs', (d: Loose) => (d.image.minCpus = 0), 'image.minCpus: Too small'],
     [
       'a bad domain type',
-      (d: any) => (d.vmhost.domainType = 'xen'),
+      (d: Loose) => (d.vmhost.domainType = 'xen'),
       'vmhost.domainType: Invalid option',
     ],
   ])('refuses %s, naming the field', (_what, change, expected) => {
@@ -139,7 +146,7 @@ describe('reservation document', () => {
   });
 
   it('names every wrong field at once', () => {
-    const d = exampleDoc() as any;
+    const d = exampleDoc() as Loose;
     delete d.computer;
     d.image.minRamMiB = -1;
     const m = errorOf(d);
@@ -294,7 +301,7 @@ describe('generated domain XML', () => {
 
   it("keeps the load's record in the metadata, and reads it back", () => {
     const xml = buildLoadDomainXml(generateDomainDefinition(r, inputs), record);
-    const meta = (parseUntrustedXml(xml, 'x').domain as any).metadata['v2vload:provisioning'];
+    const meta = (parseUntrustedXml(xml, 'x').domain as Loose).metadata['v2vload:provisioning'];
     expect(meta['@_xmlns:v2vload']).toBe('https://v2v-load.dev/xmlns/provisioning/1');
     expect(meta['v2vload:imageName']).toBe(r.image.name);
     expect(loadRecordFrom(loadRecordValues({ ...record, postLoadAt: 'now' }))).toEqual({
