@@ -10,6 +10,7 @@
  * Every resource is registered with the run's cleanup stack where it is made, so a failure or
  * an interruption at any stage leaves nothing behind and never touches the source.
  */
+
 import * as path from 'node:path';
 import { inject, injectAll, injectable } from 'tsyringe';
 import { TOKENS } from '../di/tokens.js';
@@ -17,6 +18,7 @@ import { UsageError } from '../errors.js';
 import { Guest } from '../guestfs/guest.js';
 import { GuestfsSession } from '../guestfs/session.js';
 import { buildTargetDomainXml, type DomainDefinitionV2v } from '../hvtarget/domain.js';
+import { kvmWorks } from '../hvtarget/kvm-probe.js';
 import type { Logger } from '../log/logger.js';
 import type { ReaderKind, SourceGuest } from '../metadata/model.js';
 import type { MetadataReader, ReaderOptions } from '../metadata/reader.js';
@@ -277,14 +279,21 @@ export class Converter {
       );
     }
 
+    // auto: kvm when KVM really runs a guest on this node (the boot probe, cached), else qemu.
+    // Not the appliance's acceleration: without /dev/kvm libguestfs falls back to TCG by itself.
+    const domainType =
+      req.domainType !== 'auto'
+        ? req.domainType
+        : (await kvmWorks(this.node)).works
+          ? 'kvm'
+          : 'qemu';
     const ctx: ConversionContext = {
       source,
       inspection,
       target: layout,
       options: {
         virtio: req.virtio,
-        domainType:
-          req.domainType === 'auto' ? (session.accel === 'kvm' ? 'kvm' : 'qemu') : req.domainType,
+        domainType,
         withFiles: req.withFiles,
         virtioWin: req.virtioWin,
         removeVmwareToolsFirstboot: req.removeVmwareToolsFirstboot,

@@ -15,6 +15,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kvmWorks } from '../../src/hvtarget/kvm-probe.js';
+import { LocalNode } from '../../src/node/local-node.js';
 import { type BootResult, bootDisk, STUCK_PATTERNS } from '../harness/boot.js';
 import { cli } from '../harness/cli.js';
 import { type DebianGuest, type DebianVariant, debianGuest } from '../harness/debian-guest.js';
@@ -360,6 +362,9 @@ describe('dry run, bad input and failures', () => {
     expect(r.stdout).toContain('-/dev/sda1');
     expect(r.stdout).toContain('+/dev/vda1');
     expect(r.stdout).toContain('<target dev="vda" bus="virtio"/>');
+    // --domain-type auto (the default): kvm only where KVM really runs a guest (not here).
+    const kvm = (await kvmWorks(new LocalNode())).works;
+    expect(r.stdout).toContain(`<domain type="${kvm ? 'kvm' : 'qemu'}"`);
   });
 
   it('refuses an output directory that already holds an output, and touches nothing', async () => {

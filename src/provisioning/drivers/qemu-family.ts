@@ -3,6 +3,7 @@
  * in the datastore, else fetched from the repository through the master cache (a VMware image
  * there is converted on the way), then the computer's copy-on-write image over it.
  */
+import { findQemuOn } from '../../hvtarget/kvm-probe.js';
 import { StorageError } from '../../storage/errors.js';
 import { CowMode, runMode } from '../../storage/modes/index.js';
 import { findInRepository } from '../../storage/repository.js';
@@ -53,15 +54,9 @@ export async function qemuPreDefine(
   return { disks: [{ path: cow, format: 'qcow2' }], master, masterCopied: copied };
 }
 
-/** The QEMU emulator binaries a node may have. */
-export const QEMU_BINARIES = [
-  '/usr/bin/qemu-system-x86_64',
-  '/usr/libexec/qemu-kvm',
-  '/usr/bin/kvm',
-];
+export { QEMU_BINARIES } from '../../hvtarget/kvm-probe.js';
 
 /** The first QEMU emulator the node has, or undefined. */
 export async function findQemuBinary(ctx: DriverContext): Promise<string | undefined> {
-  for (const b of QEMU_BINARIES) if (await ctx.node.stat(b)) return b;
-  return undefined;
+  return findQemuOn(ctx.node);
 }
