@@ -12,7 +12,7 @@ import { pidAlive } from '../convert/run-record.js';
 import type { Logger } from '../log/logger.js';
 import type { Node } from '../node/node.js';
 import { tempSibling } from '../node/temp-name.js';
-import { ImportError } from './errors.js';
+import { ImportBusyError, ImportError } from './errors.js';
 
 export interface ImportRecordData {
   host: string;
@@ -30,6 +30,30 @@ export interface ImportRecordData {
   fingerprint?: string | undefined;
   /** Set once the conversion finished: a rerun of the same import starts after it. */
   converted?: ConvertedRecord | undefined;
+  /**
+   * A staged import (one stage per call, see Importer's `staged`): the queue item that owns the
+   * record across its stage runs (`queue:BATCH/ITEM`). The next stage of the same item, or a
+   * retry of a stage on any worker, takes the record over: the queue hands a job to one worker
+   * at a time, so an earlier holder is gone or has lost the job.
+   */
+  owner?: string | undefined;
+  /** Staged imports: the disks placed in the pool (and the XML written), once all are. */
+  placed?: PlacedRecord | undefined;
+  /** Staged imports: the domain `domainUuid` is defined. */
+  defined?: boolean | undefined;
+  /** Staged imports: the domain was started. */
+  domainStarted?: boolean | undefined;
+}
+
+/** The place stage's outcome. */
+export interface PlacedRecord {
+  disks: {
+    path: string;
+    format: string;
+    dev: string;
+    bytes: number;
+    sha256?: string | undefined;
+  }[];
 }
 
 /** The conversion's outcome, as far as the later stages need it. */
@@ -75,6 +99,7 @@ export class ImportRecord {
     uri: string,
     log: Logger,
     cleanStale: (stale: ImportRecordData) => Promise<void>,
+    owner?: string,
   ): Promise<ImportRecord> {
     const file = ImportRecord.fileFor(pool, name);
     const mine: ImportRecordData = {
@@ -83,6 +108,7 @@ export class ImportRecord {
       started: new Date().toISOString(),
       outputs: [],
       uri,
+      ...(owner ? { owner } : {}),
     };
     for (let attempt = 0; attempt < 2; attempt++) {
       const tmp = tempSibling(file);
@@ -95,17 +121,23 @@ export class ImportRecord {
         if (!(await node.stat(file))) throw e;
       }
       const other = await ImportRecord.read(node, file);
-      const owner = other
-        ? `pid ${other.pid} on ${other.host}, since ${other.started}`
+      const holder = other
+        ? `pid ${other.pid} on ${other.host}, since ${other.started}${other.owner ? `, for ${other.owner}` : ''}`
         : 'unknown owner';
-      if (other && other.host === mine.host && !(await pidAlive(other.pid))) {
-        log.warn(`${file}: the import that owned it (${owner}) is gone; cleaning up after it`);
+      if (owner && other?.owner === owner) {
+        log.debug(`${file}: taken over from an earlier stage run of ${owner} (${holder})`);
         await cleanStale(other);
         await node.remove(file);
         continue;
       }
-      throw new ImportError(
-        `another import of ${name} into ${pool} on ${node.name} is running (${owner})`,
+      if (other && other.host === mine.host && !(await pidAlive(other.pid))) {
+        log.warn(`${file}: the import that owned it (${holder}) is gone; cleaning up after it`);
+        await cleanStale(other);
+        await node.remove(file);
+        continue;
+      }
+      throw new ImportBusyError(
+        `another import of ${name} into ${pool} on ${node.name} is running (${holder})`,
         {
           hint: `wait for it; if no import runs any more (e.g. its machine crashed), remove ${file}`,
         },

@@ -49,7 +49,12 @@ import { bindSignal } from '../run/signal-bound-node.js';
 import { watchBoot } from './boot-watch.js';
 import { placeDomainXml } from './domain-xml.js';
 import { ImportError } from './errors.js';
-import { type ConvertedRecord, ImportRecord, type ImportRecordData } from './import-record.js';
+import {
+  type ConvertedRecord,
+  ImportRecord,
+  type ImportRecordData,
+  type PlacedRecord,
+} from './import-record.js';
 import { withLibvirtRetry } from './libvirt-retry.js';
 import { type CopyProgress, placeFile } from './place.js';
 
@@ -139,6 +144,33 @@ export interface ImportResult {
   convertStages: ConvertResult['stages'];
   /** The conversion was reused from an import that was killed after it (see ImportRecord). */
   resumed: boolean;
+  /** A staged run: the last stage it ran (or found done); the import is complete when absent. */
+  reached?: ImportStage | undefined;
+}
+
+/**
+ * One stage run of an import whose stages run apart (a batch queue: each stage one job, maybe
+ * on another worker). The import record in the pool belongs to `owner` across the runs; each run
+ * takes it over, finds what the earlier runs finished (conversion, placed disks, defined and
+ * started domain: recorded once done), removes what an unfinished earlier run left, runs the
+ * stages up to `upTo` and returns, keeping what it made. A failed run removes only what that
+ * run was making; {@link Importer.discard} removes the whole item (its last stage failed for
+ * good). The last stage run releases the record.
+ */
+export interface StagedRun {
+  /** The queue item owning the import record: `queue:BATCH/ITEM`. */
+  owner: string;
+  /** Run up to and including this stage (prepare always runs). */
+  upTo: ImportStage;
+}
+
+/** What a staged run found finished by the earlier runs of the same item. */
+interface Resume {
+  converted: ConvertedRecord;
+  placed?: PlacedRecord | undefined;
+  defined?: boolean | undefined;
+  started?: boolean | undefined;
+  uuid?: string | undefined;
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
@@ -189,6 +221,7 @@ export class Importer {
   async import(
     req: ImportRequest,
     onEvent: (e: ImportEvent) => void = () => {},
+    staged?: StagedRun,
   ): Promise<ImportResult> {
     Importer.checkRequest(req);
     const stages: Partial<Record<ImportStage, number>> = {};
@@ -268,47 +301,88 @@ export class Importer {
           )
         : undefined;
       const fingerprint = await this.fingerprint(req, node.name, pool, uri, name);
-      let resume: ConvertedRecord | undefined;
-      const record = await ImportRecord.acquire(node, pool, name, uri, this.log, async (stale) => {
-        if (
-          stale.fingerprint === fingerprint &&
-          stale.converted &&
-          (await this.intact(remote ? this.local : node, stale.converted))
-        ) {
-          this.log.warn(
-            `${name}: the conversion of the dead import is complete: resuming after it`,
-          );
-          resume = stale.converted;
-          await this.cleanStale(node, pool, name, stale, {
-            keep: remote ? [] : resume.disks.map((d) => d.path),
-            keepStaging: true,
-          });
-        } else {
-          await this.cleanStale(node, pool, name, stale, { keep: [], keepStaging: false });
-        }
-      });
-      // Registered first, so it runs last: what the record lists is gone by then.
-      this.cleanup.defer(`release the import record ${record.path}`, () => record.release());
-
-      const existing = await retry('look up the domain name', () =>
-        conn.lookupByName(name).then(
-          (d) => d,
-          (e: unknown) => {
-            if (isNotFound(e)) return undefined;
-            throw e;
-          },
-        ),
+      const xmlPath = path.posix.join(pool, `${name}.xml`);
+      const consoleLog = path.posix.join(pool, `${name}-console.log`);
+      let resume: Resume | undefined;
+      const record = await ImportRecord.acquire(
+        node,
+        pool,
+        name,
+        uri,
+        this.log,
+        async (stale) => {
+          const same = stale.fingerprint === fingerprint;
+          // A staged run also keeps what later stages finished (each recorded once done); once
+          // placed, the conversion is in the pool (a remote node's staging copy is gone).
+          const placedFiles = stale.placed
+            ? [...stale.placed.disks.map((d) => d.path), xmlPath]
+            : [];
+          const placed =
+            !!staged &&
+            same &&
+            !!stale.placed &&
+            !!stale.domainUuid &&
+            (await this.allThere(node, placedFiles));
+          if (
+            same &&
+            stale.converted &&
+            (placed || (await this.intact(remote ? this.local : node, stale.converted)))
+          ) {
+            resume = { converted: stale.converted };
+            const keep = remote ? [] : stale.converted.disks.map((d) => d.path);
+            if (placed && stale.placed && stale.domainUuid) {
+              resume.placed = stale.placed;
+              resume.uuid = stale.domainUuid;
+              keep.push(...placedFiles, consoleLog);
+              if (stale.defined && (await this.domainExists(conn, stale.domainUuid))) {
+                resume.defined = true;
+                resume.started = stale.domainStarted;
+              }
+            }
+            if (!staged || stale.owner !== staged.owner) {
+              this.log.warn(
+                `${name}: the conversion of the dead import is complete: resuming after it`,
+              );
+            }
+            await this.cleanStale(node, pool, name, stale, {
+              keep,
+              keepStaging: true,
+              keepDomain: !!resume.defined,
+            });
+          } else {
+            await this.cleanStale(node, pool, name, stale, { keep: [], keepStaging: false });
+          }
+        },
+        staged?.owner,
       );
+      // Registered first, so it runs last: what the record lists is gone by then. A staged run
+      // keeps the record for the next stage (its last run releases it; discard removes all).
+      if (!staged) {
+        this.cleanup.defer(`release the import record ${record.path}`, () => record.release());
+      }
+
+      const existing = resume?.defined
+        ? undefined
+        : await retry('look up the domain name', () =>
+            conn.lookupByName(name).then(
+              (d) => d,
+              (e: unknown) => {
+                if (isNotFound(e)) return undefined;
+                throw e;
+              },
+            ),
+          );
       if (existing) {
         throw new ImportError(`a domain named ${name} exists already on ${uri} on ${node.name}`, {
           hint: 'give another --name, or remove that domain first',
         });
       }
       const disks = layout.disks.map((d) => d.output);
-      const xmlPath = path.posix.join(pool, `${name}.xml`);
-      const consoleLog = path.posix.join(pool, `${name}-console.log`);
       const taken: string[] = [];
-      const reused = new Set(!remote && resume ? disks : []);
+      const reused = new Set([
+        ...(!remote && resume ? disks : []),
+        ...(resume?.placed ? [...resume.placed.disks.map((d) => d.path), xmlPath, consoleLog] : []),
+      ]);
       for (const f of [...disks, xmlPath, consoleLog]) {
         if (!reused.has(f) && (await node.stat(f))) taken.push(f);
       }
@@ -317,8 +391,8 @@ export class Importer {
           hint: 'remove them, or give another --name or --pool',
         });
       }
-      let uuid = source.uuid?.toLowerCase();
-      if (uuid) {
+      let uuid = resume?.uuid ?? source.uuid?.toLowerCase();
+      if (uuid && !resume?.uuid) {
         const holder = await retry('look up the source UUID', () =>
           conn.lookupByUuid(uuid as string).then(
             (d) => d.name,
@@ -337,17 +411,26 @@ export class Importer {
         outputs: [...disks, xmlPath, consoleLog],
         staging,
         fingerprint,
-        converted: resume,
+        converted: resume?.converted,
+        placed: resume?.placed,
+        defined: resume?.defined,
+        domainStarted: resume?.started,
+        ...(resume?.uuid ? { domainUuid: resume.uuid } : {}),
       });
-      const outputs = this.cleanup.defer(`remove the files of the failed import of ${name}`, () =>
-        this.removeOutputs(node, pool, [...disks, xmlPath, consoleLog]),
-      );
-      if (staging) {
+      // A staged run leaves the outputs of its finished stages to the next one.
+      const outputs = staged
+        ? { dismiss: () => {} }
+        : this.cleanup.defer(`remove the files of the failed import of ${name}`, () =>
+            this.removeOutputs(node, pool, [...disks, xmlPath, consoleLog]),
+          );
+      if (staging && !resume?.placed) {
         if (!resume) await this.local.remove(staging, { recursive: true });
         await this.local.mkdir(staging, { recursive: true, mode: 0o755 });
-        this.cleanup.defer(`remove the staging directory ${staging}`, () =>
-          this.local.remove(staging, { recursive: true }),
-        );
+        if (!staged) {
+          this.cleanup.defer(`remove the staging directory ${staging}`, () =>
+            this.local.remove(staging, { recursive: true }),
+          );
+        }
       }
       return {
         kind,
@@ -367,14 +450,35 @@ export class Importer {
       };
     });
     const { node, conn, record, name, xmlPath, consoleLog, uuid } = prep;
+    const done = (reached: ImportStage, disks: ImportedDisk[], state: string): ImportResult => ({
+      name,
+      uuid,
+      node: node.name,
+      uri,
+      pool,
+      source: (prep.resume?.converted ?? converted)?.source as ImportResult['source'],
+      guest: (prep.resume?.converted ?? converted)?.guest as ImportResult['guest'],
+      disks,
+      xmlPath,
+      consoleLog,
+      state,
+      warnings,
+      stages,
+      convertStages: (prep.resume?.converted ?? converted)?.stages ?? {},
+      resumed: !!prep.resume,
+      reached,
+    });
+    let converted: ConvertedRecord | undefined;
 
     // Convert, on this machine: into the pool itself, or into the staging directory.
-    const converted: ConvertedRecord = await stage('convert', async () => {
+    converted = await stage('convert', async () => {
       if (prep.resume) {
-        warn(
-          `the conversion of an import killed after it was reused (${prep.resume.disks.map((d) => d.path).join(', ')})`,
-        );
-        return prep.resume;
+        if (!staged) {
+          warn(
+            `the conversion of an import killed after it was reused (${prep.resume.converted.disks.map((d) => d.path).join(', ')})`,
+          );
+        }
+        return prep.resume.converted;
       }
       const creq: ConvertRequest = {
         source: req.source,
@@ -415,12 +519,21 @@ export class Importer {
       await record.update({ converted: c });
       return c;
     });
+    const conversion = converted;
+    if (staged?.upTo === 'convert') {
+      return done(
+        'convert',
+        conversion.disks.map((d) => ({ ...d, bytes: 0 })),
+        'converted',
+      );
+    }
 
     // Place the disks and the XML in the pool.
     const disks: ImportedDisk[] = await stage('place', async () => {
+      if (prep.resume?.placed) return prep.resume.placed.disks;
       const placed: ImportedDisk[] = [];
       const map: Record<string, string> = {};
-      for (const d of converted.disks) {
+      for (const d of conversion.disks) {
         const to = path.posix.join(pool, path.basename(d.path));
         map[d.path] = to;
         if (!remote) {
@@ -440,25 +553,39 @@ export class Importer {
         });
         placed.push({ path: to, format: d.format, dev: d.dev, bytes: p.bytes, sha256: p.sha256 });
       }
-      const xml = placeDomainXml(converted.xml, { disks: map, uuid, consoleLog });
+      const xml = placeDomainXml(conversion.xml, { disks: map, uuid, consoleLog });
       const tmp = tempSibling(xmlPath);
       const h = this.cleanup.defer(`remove ${tmp}`, () => node.remove(tmp));
       await node.writeFileAtomic(tmp, xml, { mode: 0o644 });
       // The converter wrote the XML into the pool when the node is this machine: ours to replace.
       await node.rename(tmp, xmlPath, { noReplace: remote });
       h.dismiss();
+      if (staged) {
+        // The UUID is in the XML placed: the next stage run defines that one.
+        await record.update({ placed: { disks: placed }, domainUuid: uuid });
+        if (prep.staging) await this.local.remove(prep.staging, { recursive: true });
+      }
       return placed;
     });
+    if (staged?.upTo === 'place') return done('place', disks, 'placed');
 
     // Define: the UUID is recorded first, so a crash right after leaves a domain we can find.
     await record.update({ domainUuid: uuid });
-    const domainHandle = this.cleanup.defer(`remove domain ${name} of the failed import`, () =>
-      this.removeDomain(prep.cleanupConn, uuid),
-    );
+    const domainHandle = staged
+      ? { dismiss: () => {} }
+      : this.cleanup.defer(`remove domain ${name} of the failed import`, () =>
+          this.removeDomain(prep.cleanupConn, uuid),
+        );
     const domain: Domain = await stage('define', async () => {
+      if (prep.resume?.defined) {
+        return retry(`look up domain ${name}`, () => conn.lookupByUuid(uuid));
+      }
       const xml = (await node.readFile(xmlPath)).toString('utf8');
-      return retry(`define domain ${name}`, () => conn.define(xml));
+      const d = await retry(`define domain ${name}`, () => conn.define(xml));
+      if (staged) await record.update({ defined: true });
+      return d;
     });
+    if (staged?.upTo === 'define') return done('define', disks, 'defined');
 
     let verify: BootVerdict | undefined;
     if (req.start ?? true) {
@@ -468,11 +595,16 @@ export class Importer {
             await domain.start();
           } catch (e) {
             // A start cut off by a libvirtd restart may have happened: running is what we want.
+            // (So is a domain a finished earlier stage run started.)
             if (isOperationInvalid(e) && (await domain.isActive())) return;
             throw e;
           }
         }),
       );
+      if (staged) await record.update({ domainStarted: true });
+      if (staged?.upTo === 'start' && req.verifyBoot) {
+        return done('start', disks, (await domain.getState()).state);
+      }
       if (req.verifyBoot) {
         verify = await stage('verify-boot', () =>
           watchBoot(node, domain, consoleLog, {
@@ -493,14 +625,15 @@ export class Importer {
     // Success: the domain and its files are the user's now.
     domainHandle.dismiss();
     prep.outputs.dismiss();
+    if (staged) await record.release();
     return {
       name,
       uuid,
       node: node.name,
       uri,
       pool,
-      source: converted.source as ImportResult['source'],
-      guest: converted.guest,
+      source: conversion.source as ImportResult['source'],
+      guest: conversion.guest,
       disks,
       xmlPath,
       consoleLog,
@@ -508,9 +641,30 @@ export class Importer {
       verify,
       warnings,
       stages,
-      convertStages: converted.stages,
+      convertStages: conversion.stages,
       resumed: !!prep.resume,
     };
+  }
+
+  /**
+   * Removes everything a staged import of `req` made (its domain, disks, XML, console log,
+   * staging) and its record: the item failed for good. Nothing to do when no record is there.
+   */
+  async discard(req: ImportRequest, owner: string, name: string): Promise<void> {
+    const pool = req.pool ?? DEFAULT_POOL;
+    const uri = req.connect ?? DEFAULT_LIBVIRT_URI;
+    const node = await this.nodes.get(req.target ?? {});
+    if (!(await node.stat(ImportRecord.fileFor(pool, name)))) return;
+    const record = await ImportRecord.acquire(
+      node,
+      pool,
+      name,
+      uri,
+      this.log,
+      (stale) => this.cleanStale(node, pool, name, stale, { keep: [], keepStaging: false }),
+      owner,
+    );
+    await record.release();
   }
 
   private async readSource(reader: MetadataReader, source: string[], options: ReaderOptions) {
@@ -565,9 +719,13 @@ export class Importer {
     pool: string,
     name: string,
     stale: ImportRecordData,
-    { keep, keepStaging }: { keep: readonly string[]; keepStaging: boolean },
+    {
+      keep,
+      keepStaging,
+      keepDomain,
+    }: { keep: readonly string[]; keepStaging: boolean; keepDomain?: boolean },
   ): Promise<void> {
-    if (stale.domainUuid) {
+    if (stale.domainUuid && !keepDomain) {
       await this.removeDomain(new LibvirtConnection(node, stale.uri), stale.domainUuid);
     }
     await this.removeOutputs(
@@ -597,6 +755,23 @@ export class Importer {
     if (owner.host === os.hostname() && owner.pid && !(await pidAlive(owner.pid))) {
       await node.remove(file);
     }
+  }
+
+  private async allThere(node: Node, files: readonly string[]): Promise<boolean> {
+    for (const f of files) if (!(await node.stat(f))) return false;
+    return true;
+  }
+
+  private async domainExists(conn: LibvirtConnection, uuid: string): Promise<boolean> {
+    return withLibvirtRetry('look up the domain', () =>
+      conn.lookupByUuid(uuid).then(
+        () => true,
+        (e: unknown) => {
+          if (isNotFound(e)) return false;
+          throw e;
+        },
+      ),
+    );
   }
 
   /** True when every converted disk is there, whole (qemu-img reads it). */
