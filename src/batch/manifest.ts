@@ -54,6 +54,11 @@ const optionFields = {
   verifyBoot: z.boolean().optional(),
   /** Seconds. */
   verifyTimeout: z.number().positive().optional(),
+  /** Queue mode: only a worker started with this `--label` takes the item. */
+  label: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "use letters, digits, '.', '_' and '-'")
+    .optional(),
 };
 
 const itemSchema = z.strictObject({
@@ -81,6 +86,8 @@ export interface BatchItem {
   /** `items[3] (db01)`, for messages. */
   label: string;
   request: ImportRequest;
+  /** Queue mode: the worker label the item asks for. */
+  queueLabel?: string | undefined;
 }
 
 export interface BatchManifest {
@@ -169,6 +176,7 @@ export function resolveManifest(input: unknown, file: string, baseDir: string): 
         verifyBoot: it.verifyBoot,
         verifyTimeoutMs: it.verifyTimeout === undefined ? undefined : it.verifyTimeout * 1000,
       },
+      ...(it.label ? { queueLabel: it.label } : {}),
     };
   });
   const seen = new Map<string, string>();

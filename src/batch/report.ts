@@ -12,7 +12,8 @@ export interface ItemReport {
   label: string;
   source: string;
   node: string;
-  status: 'done' | 'failed' | 'pending';
+  /** `running`: queue mode, a stage of the item is being run now. */
+  status: 'done' | 'failed' | 'pending' | 'running';
   /** Done in an earlier run of the batch, skipped in this one. */
   skipped: boolean;
   /** The item ran into a half-done import of a killed run (cleaned up, then redone). */
@@ -33,6 +34,10 @@ export interface ItemReport {
   bytes: number;
   seconds: number | undefined;
   log: string | undefined;
+  /** Queue mode: the worker of the latest stage. */
+  worker?: string | undefined;
+  /** A running item: the stage it is in. */
+  stage?: string | undefined;
 }
 
 export interface BatchReport {
@@ -43,8 +48,10 @@ export interface BatchReport {
   ended: string;
   seconds: number;
   concurrency: number;
-  counts: { done: number; failed: number; pending: number; skipped: number };
+  counts: { done: number; failed: number; pending: number; skipped: number; running?: number };
   items: ItemReport[];
+  /** Queue mode: the Redis (without its password), the batch's name, the workers seen. */
+  queue?: { url: string; batch: string; workers: string[] } | undefined;
 }
 
 export function buildReport(
@@ -57,6 +64,7 @@ export function buildReport(
     run: number;
     skipped: ReadonlySet<string>;
     stateFile: string;
+    queue?: BatchReport['queue'];
   },
 ): BatchReport {
   const items: ItemReport[] = manifest.items.map((it) => {
@@ -72,7 +80,10 @@ export function buildReport(
       label: it.label,
       source: it.request.source.join(' '),
       node: s?.result?.node ?? (ssh ? `ssh://${ssh.user}@${ssh.host}:${ssh.port}` : 'local'),
-      status: s?.status === 'done' ? 'done' : s?.status === 'failed' ? 'failed' : 'pending',
+      status:
+        s?.status === 'done' || s?.status === 'failed' || s?.status === 'running'
+          ? s.status
+          : 'pending',
       skipped: run.skipped.has(it.key),
       resumedAfterCrash: !!s?.resumedAfterCrash,
       attempts: s?.attempts ?? 0,
@@ -92,6 +103,10 @@ export function buildReport(
           ? Math.round((s.ended - s.started) / 100) / 10
           : undefined,
       log: s?.log,
+      ...(s?.worker ? { worker: s.worker } : {}),
+      ...(s?.status === 'running' && s.stages.at(-1)?.end === undefined
+        ? { stage: s.stages.at(-1)?.stage }
+        : {}),
     };
   });
   const count = (st: ItemReport['status']) => items.filter((i) => i.status === st).length;
@@ -108,8 +123,10 @@ export function buildReport(
       failed: count('failed'),
       pending: count('pending'),
       skipped: run.skipped.size,
+      ...(run.queue ? { running: count('running') } : {}),
     },
     items,
+    ...(run.queue ? { queue: run.queue } : {}),
   };
 }
 
@@ -128,10 +145,12 @@ function mib(bytes: number): string {
 
 /** The report as a table for the terminal. */
 export function formatReportTable(r: BatchReport): string {
+  const workers = r.items.some((i) => i.worker);
   const head = [
     'ITEM',
     'STATUS',
     'NODE',
+    ...(workers ? ['WORKER'] : []),
     ...IMPORT_STAGES.map((s) => SHORT[s]),
     'SIZE',
     'TIME',
@@ -139,8 +158,9 @@ export function formatReportTable(r: BatchReport): string {
   ];
   const rows = r.items.map((i) => [
     i.key,
-    i.skipped ? 'done (earlier)' : i.status,
+    i.skipped ? 'done (earlier)' : i.stage ? `${i.status} (${i.stage})` : i.status,
     i.node,
+    ...(workers ? [i.worker ?? '-'] : []),
     ...IMPORT_STAGES.map((s) => {
       const ms = i.stageMs[s];
       if (i.failedStage === s) return 'FAILED';
@@ -159,11 +179,14 @@ export function formatReportTable(r: BatchReport): string {
       .join('  ')
       .trimEnd();
   const out = [line(head), ...rows.map(line)];
+  const where = r.queue
+    ? `${r.seconds} s on ${r.queue.workers.length} worker${r.queue.workers.length === 1 ? '' : 's'} (batch ${r.queue.batch} on ${r.queue.url})`
+    : `${r.seconds} s at concurrency ${r.concurrency} (run ${r.run}, state ${r.stateFile})`;
   out.push(
     '',
-    `${r.counts.done} done, ${r.counts.failed} failed, ${r.counts.pending} pending` +
-      `${r.counts.skipped ? ` (${r.counts.skipped} done in an earlier run)` : ''}; ` +
-      `${r.seconds} s at concurrency ${r.concurrency} (run ${r.run}, state ${r.stateFile})`,
+    `${r.counts.done} done, ${r.counts.failed} failed, ` +
+      `${r.counts.running ? `${r.counts.running} running, ` : ''}${r.counts.pending} pending` +
+      `${r.counts.skipped ? ` (${r.counts.skipped} done in an earlier run)` : ''}; ${where}`,
   );
   return `${out.join('\n')}\n`;
 }
@@ -218,7 +241,7 @@ export function renderReportHtml(r: BatchReport): string {
       return `<tr class="${esc(i.status)}">
   <td class="item"><b>${esc(i.key)}</b><div class="src">${esc(i.source)}</div></td>
   <td class="status"><span class="pill ${esc(i.status)}">${esc(status)}</span>${i.attempts > 1 ? `<div class="detail">${i.attempts} attempts</div>` : ''}${i.resumedAfterCrash ? '<div class="detail">after a crash</div>' : ''}</td>
-  <td class="node">${esc(i.node)}</td>
+  <td class="node">${esc(i.node)}${i.worker ? `<div class="detail">worker ${esc(i.worker)}</div>` : ''}</td>
   <td class="timeline"><div class="track">${bars}</div>${detail}</td>
 </tr>`;
     })

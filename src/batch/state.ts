@@ -48,7 +48,10 @@ export interface ItemState {
       }
     | undefined;
   error?: { message: string; hint?: string | undefined; code: string; stage?: string } | undefined;
-  log: string;
+  /** The item's log file (the embedded batch). */
+  log?: string | undefined;
+  /** Queue mode: the worker that ran (or runs) the item's latest stage. */
+  worker?: string | undefined;
 }
 
 export interface BatchStateData {
