@@ -11,9 +11,9 @@
 import * as path from 'node:path';
 import { tempSibling } from '../node/temp-name.js';
 import type { CleanupHandle, CleanupStack } from '../run/cleanup.js';
-import type { ImageRef } from '../storage/image-format.js';
+import type { ImageFormat, ImageRef } from '../storage/image-format.js';
 import { isImageFormat } from '../storage/image-format.js';
-import type { ProgressEvent, QemuImg } from '../storage/qemu-img.js';
+import type { ArchivedImage, ProgressEvent, QemuImg } from '../storage/qemu-img.js';
 import { ConversionError } from './errors.js';
 import type { TargetDisk } from './target.js';
 
@@ -30,24 +30,44 @@ export interface WorkDisk {
   finish(onProgress?: (e: ProgressEvent) => void): Promise<ImageRef>;
 }
 
-/** The source image of a target disk, with its declared format (never probed). */
-export function sourceImage(t: TargetDisk): ImageRef {
+/**
+ * The disk inside an uncompressed archive (an OVA's tar member read in place), or undefined
+ * when the source is a file of its own (also a member the reader extracted).
+ */
+export function archivedImage(t: TargetDisk): ArchivedImage | undefined {
   const d = t.source;
-  if (d.inArchive) {
-    throw new ConversionError(
-      `${d.inArchive.archive}: disk ${d.inArchive.member} is inside the archive; converting from an OVA needs it extracted`,
-      { hint: 'extract the OVA (tar -xf) and convert its .ovf' },
-    );
+  const a = d.inArchive;
+  if (!a || d.path !== a.archive) return undefined;
+  if (a.offset === undefined) {
+    throw new ConversionError(`${a.archive}: disk ${a.member} is compressed inside the archive`, {
+      hint: 'extract the archive (tar -xf / unzip) and convert its .ovf',
+    });
   }
+  return {
+    archive: a.archive,
+    member: a.member,
+    offset: a.offset,
+    size: a.size,
+    format: format(t),
+  };
+}
+
+function format(t: TargetDisk): ImageFormat {
+  const d = t.source;
   if (!isImageFormat(d.format)) {
     throw new ConversionError(
-      `${d.path}: the source does not say the disk's format (${d.format})`,
-      {
-        hint: 'give the format with -i disk --disk-format',
-      },
+      `${d.inArchive ? `${d.inArchive.archive} (${d.inArchive.member})` : d.path}: the source does not say the disk's format (${d.format})`,
+      { hint: 'give the format with -i disk --disk-format' },
     );
   }
-  return { path: d.path, format: d.format };
+  return d.format;
+}
+
+/** The source image of a target disk, with its declared format (never probed). */
+export function sourceImage(t: TargetDisk): ImageRef {
+  const m = archivedImage(t);
+  if (m) return { path: m.archive, format: m.format };
+  return { path: t.source.path, format: format(t) };
 }
 
 export interface PrepareOptions {
@@ -63,6 +83,10 @@ export async function prepareDisk(
   t: TargetDisk,
   opts: PrepareOptions,
 ): Promise<WorkDisk> {
+  const member = archivedImage(t);
+  if (member || t.source.inArchive) {
+    return prepareArchived(qemu, t, member, opts);
+  }
   const source = sourceImage(t);
   // Every image of the chain is checked (format, backing files) before anything opens it.
   await qemu.infoChain(source);
@@ -115,6 +139,48 @@ export async function prepareDisk(
       await qemu.node.rename(tmp.path, output.path, { noReplace: true });
       tmpHandle.dismiss();
       await overlayHandle.runNow();
+      return output;
+    },
+  };
+}
+
+/**
+ * A disk that came in an archive (an OVA): there is no source file of its own to back an
+ * overlay or to convert in place, so copy mode copies it out of the archive (qemu-img reads
+ * the member's byte range; nothing is extracted) straight into the output's temporary name,
+ * the appliance converts that copy, and finish moves it into place.
+ */
+async function prepareArchived(
+  qemu: QemuImg,
+  t: TargetDisk,
+  member: ArchivedImage | undefined,
+  opts: PrepareOptions,
+): Promise<WorkDisk> {
+  const a = t.source.inArchive;
+  const label = a ? `${a.archive} (${a.member})` : t.source.path;
+  if (opts.storage !== 'copy') {
+    throw new ConversionError(
+      `${label}: --storage ${opts.storage} needs the disk as a file of its own, and this one is inside an archive`,
+      { hint: 'use --storage copy (the default), or extract the archive and convert its .ovf' },
+    );
+  }
+  const source: ImageRef = member
+    ? { path: member.archive, format: member.format }
+    : sourceImage(t);
+  const output: ImageRef = { path: t.output, format: t.outputFormat };
+  const tmp: ImageRef = { path: tempSibling(output.path), format: output.format };
+  const tmpHandle = opts.cleanup.defer(`remove partial output ${tmp.path}`, () =>
+    qemu.node.remove(tmp.path),
+  );
+  if (member) await qemu.convertMember(member, tmp);
+  else await qemu.allowing(path.dirname(source.path)).convert(source, tmp);
+  return {
+    target: t,
+    source,
+    work: tmp,
+    finish: async () => {
+      await qemu.node.rename(tmp.path, output.path, { noReplace: true });
+      tmpHandle.dismiss();
       return output;
     },
   };

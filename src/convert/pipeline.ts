@@ -29,7 +29,13 @@ import { DEFAULT_LIBVIRT_URI, Virsh } from '../provisioning/libvirt/virsh.js';
 import type { CleanupHandle, CleanupStack } from '../run/cleanup.js';
 import type { ImageRef } from '../storage/image-format.js';
 import type { ProgressEvent, QemuImg } from '../storage/qemu-img.js';
-import { type ConvertStorage, prepareDisk, sourceImage, type WorkDisk } from './disks.js';
+import {
+  archivedImage,
+  type ConvertStorage,
+  prepareDisk,
+  sourceImage,
+  type WorkDisk,
+} from './disks.js';
 import { ConversionError } from './errors.js';
 import type { InitramfsMode } from './initramfs.js';
 import { type GuestInspection, inspectGuest } from './inspection.js';
@@ -257,7 +263,7 @@ export class Converter {
 
     // One appliance for the whole conversion.
     const drives = req.dryRun
-      ? layout.disks.map((t) => ({ path: t.source.path, format: t.source.format, readonly: true }))
+      ? await this.dryRunDrives(layout.disks)
       : work.map((w) => ({ path: w.work.path, format: w.work.format }));
     const session = await stage('open-guest', () =>
       GuestfsSession.open(this.node, drives, {
@@ -475,10 +481,35 @@ export class Converter {
         log: this.log,
         tmpDir,
         signal: this.signal,
+        // A compressed OVA's extracted disks live until the run ends.
+        cleanup: this.cleanup,
       });
     } finally {
       await this.node.remove(tmpDir, { recursive: true }).catch(() => {});
     }
+  }
+
+  /**
+   * The drives a dry run opens read-only: the sources, and for a disk inside an archive a
+   * throwaway qcow2 overlay in a temporary directory over the member's byte range.
+   */
+  private async dryRunDrives(
+    disks: readonly TargetDisk[],
+  ): Promise<{ path: string; format: string; readonly: boolean }[]> {
+    const out: { path: string; format: string; readonly: boolean }[] = [];
+    let tmp: string | undefined;
+    for (const [i, t] of disks.entries()) {
+      const member = archivedImage(t);
+      if (!member) {
+        out.push({ path: t.source.path, format: t.source.format, readonly: true });
+        continue;
+      }
+      tmp ??= await this.makeTmpDir();
+      const overlay = path.posix.join(tmp, `disk${i}.qcow2`);
+      await this.qemu.overlayOnMember(member, overlay);
+      out.push({ path: overlay, format: 'qcow2', readonly: true });
+    }
+    return out;
   }
 
   private async makeTmpDir(): Promise<string> {
@@ -496,9 +527,13 @@ export class Converter {
   private async checkSpace(disks: readonly TargetDisk[], dir: string): Promise<void> {
     let need = 0;
     for (const d of disks) {
+      const member = archivedImage(d);
       const src = sourceImage(d);
-      need += (await this.qemu.allowing(path.dirname(src.path)).measure(src, d.outputFormat))
-        .requiredBytes;
+      need += (
+        member
+          ? await this.qemu.measureMember(member, d.outputFormat)
+          : await this.qemu.allowing(path.dirname(src.path)).measure(src, d.outputFormat)
+      ).requiredBytes;
     }
     const free = await this.qemu.freeBytes(dir);
     if (need > free) {

@@ -233,6 +233,31 @@ export function chainSpec(
   return `json:${JSON.stringify(at(0))}`;
 }
 
+/** A disk image stored in an uncompressed archive: an OVA's tar member, by its byte range. */
+export interface ArchivedImage {
+  archive: string;
+  member: string;
+  offset: number;
+  size: number;
+  format: ImageFormat;
+}
+
+/**
+ * The `json:` description of an archived disk: its format over the member's byte range. qemu
+ * wants the range in whole 512-byte sectors; a tar member is padded to them anyway.
+ */
+export function memberSpec(m: ArchivedImage): string {
+  return `json:${JSON.stringify({
+    driver: m.format,
+    file: {
+      driver: 'raw',
+      offset: m.offset,
+      size: Math.ceil(m.size / 512) * 512,
+      file: { driver: 'file', filename: m.archive },
+    },
+  })}`;
+}
+
 /** Formats whose damage `qemu-img check` finds. */
 const CHECKABLE: readonly ImageFormat[] = ['qcow2', 'qed', 'vmdk', 'vdi', 'vhdx'];
 
@@ -277,6 +302,21 @@ function withoutSpecs(text: string, argv: readonly string[], file: string): stri
   let t = text;
   for (const a of argv) if (a.startsWith('json:')) t = t.replaceAll(a, file);
   return t;
+}
+
+/** True when qemu's name of a VMDK extent is the archive itself (or a range of it). */
+function inArchive(filename: string, archive: string): boolean {
+  if (filename === archive) return true;
+  if (!filename.startsWith('json:')) return false;
+  try {
+    const o = JSON.parse(filename.slice(5)) as {
+      filename?: unknown;
+      file?: { filename?: unknown };
+    };
+    return (o.file?.filename ?? o.filename) === archive;
+  } catch {
+    return false;
+  }
 }
 
 function isUnder(file: string, dir: string): boolean {
@@ -483,6 +523,110 @@ export class QemuImg {
   async convert(src: ImageRef, dst: ImageRef, opts: ConvertOptions = {}): Promise<void> {
     const chain = await this.infoChain(src);
     await this.verifySource(chain);
+    return this.convertSpec(chainSpec(chain), src.path, dst, opts);
+  }
+
+  /**
+   * Converts a disk stored in an uncompressed archive (an OVA's tar member) straight out of
+   * the archive: qemu reads only the member's byte range; nothing is extracted.
+   */
+  async convertMember(m: ArchivedImage, dst: ImageRef, opts: ConvertOptions = {}): Promise<void> {
+    await this.infoMember(m);
+    return this.convertSpec(memberSpec(m), m.archive, dst, opts);
+  }
+
+  /**
+   * A qcow2 overlay whose backing is the archived disk's byte range (for a read-only look:
+   * the storage layer refuses `json:` backing files everywhere else).
+   */
+  async overlayOnMember(m: ArchivedImage, overlay: string): Promise<void> {
+    const info = await this.infoMember(m);
+    const argv = ['create', '-q', '-f', 'qcow2', '-u', '-b', memberSpec(m), '-F', m.format];
+    await this.run([...argv, overlay, String(info.virtualBytes)], m.archive);
+  }
+
+  /** `qemu-img measure` of an archived disk. */
+  async measureMember(m: ArchivedImage, targetFormat: ImageFormat): Promise<MeasureResult> {
+    await this.infoMember(m);
+    const argv = ['measure', '--output=json', '-O', targetFormat, memberSpec(m)];
+    return parseMeasureJson((await this.run(argv, m.archive)).stdout, m.archive);
+  }
+
+  /**
+   * `qemu-img info` of an archived disk, checked like a file: it may not name a backing file
+   * or an external data file, and a VMDK's extents must all lie inside the member (a
+   * descriptor naming another file would read outside the archive).
+   */
+  async infoMember(m: ArchivedImage): Promise<ImageInfo> {
+    const label = `${m.archive} (${m.member})`;
+    if (!Number.isSafeInteger(m.offset) || m.offset < 0 || !Number.isSafeInteger(m.size)) {
+      throw new StorageError(label, `member range ${m.offset}+${m.size} is not valid`);
+    }
+    // A VMDK in an archive must be one file (streamOptimized or monolithicSparse: magic KDMV).
+    // A text descriptor would name extent files, and qemu would open them to read the header.
+    if (m.format === 'vmdk') {
+      const head = (
+        await this.node.run(
+          [
+            'dd',
+            `if=${m.archive}`,
+            'iflag=skip_bytes,count_bytes',
+            `skip=${m.offset}`,
+            'count=4',
+            'status=none',
+          ],
+          { timeoutMs: 30_000 },
+        )
+      ).stdoutBytes;
+      if (head.toString('latin1') !== 'KDMV') {
+        throw new BackingFileRefusedError(
+          label,
+          'the archived VMDK is not a single-file (sparse or streamOptimized) VMDK: a descriptor would name other files; refused',
+        );
+      }
+    }
+    const spec = memberSpec(m);
+    let r: Awaited<ReturnType<QemuImg['run']>>;
+    try {
+      r = await this.run(['info', '--output=json', spec], label);
+    } catch (e) {
+      if (e instanceof StorageError) {
+        throw new StorageError(label, `not a ${m.format} image: ${e.message}`, { cause: e });
+      }
+      throw e;
+    }
+    const info = parseInfoJson(r.stdout, label);
+    if (info.backingFilename) {
+      throw new BackingFileRefusedError(
+        label,
+        `the archived disk names a backing file (${info.backingFilename}); refused`,
+      );
+    }
+    if (dataFileOf(info) !== undefined) {
+      throw new BackingFileRefusedError(
+        label,
+        'the archived disk names an external data file; refused',
+      );
+    }
+    const data = (info.raw['format-specific'] as { data?: { extents?: { filename?: string }[] } })
+      ?.data;
+    for (const e of data?.extents ?? []) {
+      if (e.filename !== undefined && !inArchive(e.filename, m.archive)) {
+        throw new BackingFileRefusedError(
+          label,
+          `the archived VMDK has an extent outside the archive (${e.filename}); refused`,
+        );
+      }
+    }
+    return info;
+  }
+
+  private async convertSpec(
+    spec: string,
+    label: string,
+    dst: ImageRef,
+    opts: ConvertOptions,
+  ): Promise<void> {
     const argv = ['convert', '-p', '-O', dst.format];
     if (opts.sparse === false) argv.push('-S', '0');
     if (opts.coroutines !== undefined) {
@@ -492,7 +636,7 @@ export class QemuImg {
       argv.push('-m', String(opts.coroutines));
     }
     if (opts.outOfOrder) argv.push('-W');
-    argv.push(...optionString(opts.options), chainSpec(chain), dst.path);
+    argv.push(...optionString(opts.options), spec, dst.path);
     let last = -1;
     const onChunk = (chunk: Buffer): void => {
       for (const p of parseProgress(chunk.toString('latin1'))) {
@@ -511,8 +655,8 @@ export class QemuImg {
     } catch (e) {
       if (e instanceof CommandError && e.code === 'COMMAND_FAILED') {
         throw new StorageError(
-          src.path,
-          `qemu-img convert to ${dst.path} failed: ${firstLines(withoutSpecs(e.stderr, argv, src.path))}`,
+          label,
+          `qemu-img convert to ${dst.path} failed: ${firstLines(withoutSpecs(e.stderr, argv, label))}`,
           { cause: e },
         );
       }

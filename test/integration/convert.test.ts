@@ -200,7 +200,8 @@ function conversions(): Promise<void> {
       v('static-ip', ['--initramfs', 'rebuild']),
       v('xen-pv', ['-i', 'libvirtxml']),
       limit(() =>
-        runJob('no-virtio', base.disk, [base.vmx as string, '--no-virtio'], {
+        // From the OVA: its disk is read in place from the tar (no extraction).
+        runJob('no-virtio', base.ova as string, [base.ova as string, '--no-virtio'], {
           hardware: 'ide',
           mac: base.mac,
         }),
@@ -313,9 +314,13 @@ describe('every variant converts and boots on virtio', () => {
 
 describe('--no-virtio and the storage modes (base guest)', () => {
   beforeAll(() => conversions(), 3_600_000);
-  it('--no-virtio: IDE disk and e1000 in the XML; boots on IDE', async () => {
+  it('--no-virtio, from the OVA: IDE disk and e1000 in the XML; boots on IDE', async () => {
     const j = job('no-virtio');
+    // The OVA is byte-identical and nothing was extracted beside the output.
     expect(j.after).toBe(j.before);
+    expect((await fs.readdir(j.out)).sort()).toEqual(
+      [path.basename(j.result.xmlPath), ...j.result.disks.map((d) => path.basename(d.path))].sort(),
+    );
     const xml = await fs.readFile(j.result.xmlPath, 'utf8');
     expect(xml).toContain('<target dev="hda" bus="ide"/>');
     expect(xml).toContain('<model type="e1000"/>');
@@ -444,6 +449,20 @@ describe('dry run, bad input and failures', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("the guest's package database is missing or empty");
     expect(await fs.readdir(out)).toEqual([]);
+  });
+
+  it('an OVA in snapshot or in-place mode: a clear error naming the archive, nothing written', async () => {
+    const g = guests.get('base') as DebianGuest;
+    const before = await sha256(g.ova as string);
+    for (const storage of ['snapshot', 'in-place']) {
+      const out = await outDir(`ova-${storage}`);
+      const r = await cli('convert', g.ova as string, '-o', out, '--storage', storage);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`${g.ova} (`);
+      expect(r.stderr).toContain(`--storage ${storage} needs the disk as a file of its own`);
+      expect(await fs.readdir(out)).toEqual([]);
+    }
+    expect(await sha256(g.ova as string)).toBe(before);
   });
 
   it('a usage error exits 2 before anything is read', async () => {
