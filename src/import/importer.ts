@@ -648,9 +648,20 @@ export class Importer {
 
   /**
    * Removes everything a staged import of `req` made (its domain, disks, XML, console log,
-   * staging) and its record: the item failed for good. Nothing to do when no record is there.
+   * staging) and its record: the item failed for good. Nothing to do when no record is there
+   * (or the source cannot be read, so no name is known: then no stage made anything).
    */
-  async discard(req: ImportRequest, owner: string, name: string): Promise<void> {
+  async discard(req: ImportRequest, owner: string): Promise<void> {
+    let name = req.name;
+    if (!name) {
+      try {
+        const kind = req.input ?? guessKind(req.source);
+        const reader = readerFor(kind, this.readers);
+        name = (await this.readSource(reader, req.source, req.readerOptions ?? {})).name;
+      } catch {
+        return; // the source cannot be read: no import of it made anything
+      }
+    }
     const pool = req.pool ?? DEFAULT_POOL;
     const uri = req.connect ?? DEFAULT_LIBVIRT_URI;
     const node = await this.nodes.get(req.target ?? {});

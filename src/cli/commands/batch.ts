@@ -11,6 +11,7 @@ import { type BatchEvent, defaultConcurrency, runBatch } from '../../batch/runne
 import { UsageError } from '../../errors.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
+import { batchStatusCommand, enqueueBatch, QUEUE_OPTION } from './batch-queue.js';
 
 /** Writes the report to FILE: `.html` as the page, anything else as JSON. */
 export async function writeReport(file: string, report: BatchReport): Promise<void> {
@@ -24,38 +25,90 @@ export async function writeReport(file: string, report: BatchReport): Promise<vo
 
 export function batchCommand(ctx: CliContext) {
   return defineCommand({
-    command: 'batch <manifest>',
-    describe: 'import many guests from a manifest (JSON or YAML), N at a time, resumable',
+    command: 'batch [manifest]',
+    describe:
+      'import many guests from a manifest (JSON or YAML), N at a time, resumable; or on a queue of workers',
     builder: (y) =>
       y
+        .command(batchStatusCommand(ctx))
         .positional('manifest', {
           type: 'string',
-          demandOption: true,
+          global: false,
           describe:
             'JSON or YAML: items: [{source, name, host, connect, pool, network, storage, outputFormat, domainType, start, verifyBoot, verifyTimeout, input, identity, knownHosts}], defaults: {...}',
         })
         .option('concurrency', {
+          global: false,
           alias: 'j',
           type: 'number',
           describe: `items at once (default: by cores and free memory, here ${defaultConcurrency()})`,
         })
         .option('state', {
+          global: false,
           type: 'string',
           describe: 'state file: a rerun skips done items (default: MANIFEST.state.json)',
         })
         .option('report', {
+          global: false,
           type: 'string',
           array: true,
           describe:
             'write the report: FILE.json, or FILE.html (a page with a stage timeline); repeatable',
         })
-        .example('$0 batch wave1.yaml --report wave1.html', 'import a wave, report as a page'),
+        .option('queue', { ...QUEUE_OPTION, global: false })
+        .option('name', {
+          global: false,
+          type: 'string',
+          describe: "with --queue: the batch's name (default: the manifest's file name)",
+        })
+        .option('follow', {
+          global: false,
+          type: 'boolean',
+          default: false,
+          describe: 'with --queue: wait until every item is done or failed, telling each change',
+        })
+        .example('$0 batch wave1.yaml --report wave1.html', 'import a wave, report as a page')
+        .example(
+          '$0 batch wave1.yaml --queue redis://10.0.0.5:6379/0',
+          'enqueue it for the workers (v2v-load worker) and return',
+        ),
     handler: async (args) => {
       const n = args.concurrency;
       if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= 64)) {
         throw new UsageError(`--concurrency ${n}: give a whole number from 1 to 64`);
       }
+      if (args.queue !== undefined) {
+        for (const [set, opt] of [
+          [n !== undefined, '--concurrency'],
+          [args.state !== undefined, '--state'],
+        ] as const) {
+          if (set) {
+            throw new UsageError(
+              `${opt} is for the embedded batch: with --queue the workers run the items and the queue keeps their state`,
+              { hint: 'give each worker its --concurrency (v2v-load worker)' },
+            );
+          }
+        }
+        if (args.report?.length && !args.follow) {
+          throw new UsageError('--report with --queue needs --follow (or use batch status)');
+        }
+      } else if (args.name !== undefined || args.follow) {
+        throw new UsageError(`--${args.follow ? 'follow' : 'name'} needs --queue`);
+      }
+      if (!args.manifest) {
+        throw new UsageError('give a MANIFEST (or: batch status BATCH --queue URL)');
+      }
       const manifest = await loadManifest(path.resolve(args.manifest));
+      if (args.queue !== undefined) {
+        await enqueueBatch(ctx, manifest, {
+          queue: args.queue,
+          name: args.name,
+          follow: args.follow,
+          json: args.json,
+          report: args.report,
+        });
+        return;
+      }
       const onEvent = (e: BatchEvent) => {
         if (args.json) {
           const { type, ...rest } = e;
