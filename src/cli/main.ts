@@ -21,6 +21,7 @@ import { imageCommand } from './commands/image/index.js';
 import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import { vclCommand } from './commands/vcl.js';
+import { workerCommand } from './commands/worker.js';
 import type { CliContext, GlobalArgs } from './context.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -127,6 +128,7 @@ export async function main(
     .command(vclCommand(ctx))
     .command(importCommand(ctx))
     .command(batchCommand(ctx))
+    .command(workerCommand(ctx))
     .demandCommand(1, 'give a command (see --help)')
     .recommendCommands()
     .strict()
