@@ -20,7 +20,7 @@ import { GuestfsSession } from '../guestfs/session.js';
 import { buildTargetDomainXml, type DomainDefinitionV2v } from '../hvtarget/domain.js';
 import { kvmWorks } from '../hvtarget/kvm-probe.js';
 import type { Logger } from '../log/logger.js';
-import type { ReaderKind, SourceGuest } from '../metadata/model.js';
+import type { ReaderKind, SourceGuest, SourceHypervisor } from '../metadata/model.js';
 import type { MetadataReader, ReaderOptions } from '../metadata/reader.js';
 import { guessKind, readerFor } from '../metadata/registry.js';
 import type { Node } from '../node/node.js';
@@ -72,6 +72,11 @@ export interface ConvertRequest {
   /** `-i`; guessed from the source when absent. */
   input?: ReaderKind | undefined;
   readerOptions?: ReaderOptions | undefined;
+  /**
+   * The hypervisor the guest was made for when its metadata does not say (a bare disk: the
+   * provisioner's Windows masters and VMware disks without a .vmx); never overrides a reader.
+   */
+  sourceHypervisor?: SourceHypervisor | undefined;
   /** `-o DIR`: where the disks and the XML go. */
   outputDir: string;
   /** Output name (default: the source guest's name). */
@@ -202,7 +207,11 @@ export class Converter {
     const reader = readerFor(kind, this.readers);
     const readerOptions = req.readerOptions ?? {};
     reader.check(req.source, readerOptions);
-    const source = await stage('read-metadata', () => this.readSource(reader, req, readerOptions));
+    const read = await stage('read-metadata', () => this.readSource(reader, req, readerOptions));
+    const source: SourceGuest =
+      req.sourceHypervisor && read.hypervisor === 'unknown'
+        ? { ...read, hypervisor: req.sourceHypervisor }
+        : read;
 
     // Check every option and output before anything is written.
     const layout = await stage('check', async () => {

@@ -20,6 +20,8 @@ import type { Reservation } from './reservation.js';
 
 /** What an image's recorded domain XML says about its virtual hardware. */
 export interface RecordedHardware {
+  /** How many disks (device `disk`) the image has: one master file each. */
+  diskCount?: number | undefined;
   diskBus?: TargetDomainDisk['bus'] | undefined;
   nicModel?: TargetDomainNic['model'] | undefined;
   machine?: 'q35' | 'pc' | undefined;
@@ -38,9 +40,10 @@ export function recordedHardware(xml: string, source: string): RecordedHardware 
   const d = (tree.domain ?? {}) as Record<string, unknown>;
   const devices = (d.devices ?? {}) as Record<string, unknown>;
   const os = (d.os ?? {}) as Record<string, unknown>;
-  const disk = asArray(devices.disk as unknown[]).find(
+  const disks = asArray(devices.disk as unknown[]).filter(
     (x) => (attr(x, 'device') ?? 'disk') === 'disk',
   );
+  const disk = disks[0];
   const bus = attr((disk as Record<string, unknown> | undefined)?.target, 'bus');
   const nic = asArray(devices.interface as unknown[])[0] as Record<string, unknown> | undefined;
   const model = attr(nic?.model, 'type');
@@ -49,6 +52,7 @@ export function recordedHardware(xml: string, source: string): RecordedHardware 
   const kernel = textOf(os.kernel);
   const n = (s: string | undefined) => (s === undefined ? Number.NaN : Number(s));
   return {
+    diskCount: disks.length || undefined,
     diskBus: (BUSES as readonly string[]).includes(bus ?? '')
       ? (bus as TargetDomainDisk['bus'])
       : undefined,

@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import { cowPath, masterPath } from '../storage/repository.js';
+import { conversionRecordIn } from './conversion-record.js';
 import type { Reservation } from './reservation.js';
 
 /** The longest domain name VCL makes. */
@@ -59,9 +60,20 @@ export function masterImageDirectoryPath(res: Reservation): string {
   return res.vmhost.datastorePath;
 }
 
-/** `<datastore>/<image>.qcow2` */
-export function masterImageFilePath(res: Reservation, image = res.image.name): string {
-  return masterPath(res.vmhost.datastorePath, image, res.image.diskFormat);
+/**
+ * The name of disk `n` (0 = the boot disk) of an image or COW base name: the name itself for
+ * the first disk, `<name>-disk<n+1>` for each disk after it (`x-v1-disk2` is the second disk of
+ * `x-v1`). A master's extra disks live beside it in the datastore and in the image's
+ * directory of the repository.
+ */
+export function diskFileName(name: string, n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`disk number ${n}`);
+  return n === 0 ? name : `${name}-disk${n + 1}`;
+}
+
+/** `<datastore>/<image>.qcow2`; disk `n` after the first: `<datastore>/<image>-disk<n+1>.qcow2` */
+export function masterImageFilePath(res: Reservation, image = res.image.name, n = 0): string {
+  return masterPath(res.vmhost.datastorePath, diskFileName(image, n), res.image.diskFormat);
 }
 
 /** `<datastore>/<image>.xml`: the domain XML recorded with a master (capture keeps it). */
@@ -69,15 +81,30 @@ export function masterXmlFilePath(res: Reservation, image = res.image.name): str
   return path.posix.join(res.vmhost.datastorePath, `${image}.xml`);
 }
 
-/** `<vmpath>/<computer>_<imageid>-v<rev>.qcow2` */
-export function copyOnWriteFilePath(res: Reservation): string {
-  return cowPath(
+/**
+ * `<datastore>/<image>.conversion.json`: how the master became a KVM master (the v2v
+ * conversion of a VMware image, the Windows registry changes on a fresh copy, or a capture on
+ * KVM); a fetch of an image whose repository copy has one does not convert it again.
+ */
+export function conversionRecordFilePath(res: Reservation, image = res.image.name): string {
+  return conversionRecordIn(res.vmhost.datastorePath, image);
+}
+
+/**
+ * `<vmpath>/<computer>_<imageid>-v<rev>.qcow2`; the COW image of disk `n` after the first:
+ * `<vmpath>/<computer>_<imageid>-v<rev>-disk<n+1>.qcow2`.
+ */
+export function copyOnWriteFilePath(res: Reservation, n = 0): string {
+  const first = cowPath(
     res.vmhost.vmPath,
     res.computer.shortName,
     res.image.id,
     res.image.revision,
     res.image.diskFormat,
   );
+  if (n === 0) return first;
+  const ext = `.${res.image.diskFormat}`;
+  return `${diskFileName(first.slice(0, -ext.length), n)}${ext}`;
 }
 
 /** `<vmpath>/<domain>.console.log`: the serial console log post_load reads. */

@@ -13,6 +13,7 @@ import type { Logger } from '../log/logger.js';
 import type { Node } from '../node/node.js';
 import { CleanupStack } from '../run/cleanup.js';
 import { StorageError } from '../storage/errors.js';
+import type { ImageRef } from '../storage/image-format.js';
 import type { MasterCache } from '../storage/master-cache.js';
 import { QemuImg } from '../storage/qemu-img.js';
 import {
@@ -21,6 +22,12 @@ import {
   type ImageFiles,
   imageSize,
 } from '../storage/repository.js';
+import {
+  type ConversionRecord,
+  conversionRecordIn,
+  readConversionRecord,
+  writeConversionRecord,
+} from './conversion-record.js';
 import {
   buildLoadDomainXml,
   generateDomainDefinition,
@@ -44,9 +51,10 @@ import {
   parseDomState,
   stateFromCodes,
 } from './libvirt/state.js';
-import type { MasterConversion } from './master-conversion.js';
+import type { MasterConversion, MasterConversionResult } from './master-conversion.js';
 import {
   consoleLogPath,
+  conversionRecordFilePath,
   copyOnWriteFilePath,
   domainFileBaseName,
   domainName,
@@ -85,7 +93,7 @@ export interface ProvisionerHooks {
 }
 
 /** Converts a repository image into a master (bound to the run's Converter). */
-export type ConvertMasterFn = (job: MasterConversion) => Promise<void>;
+export type ConvertMasterFn = (job: MasterConversion) => Promise<MasterConversionResult>;
 
 /** Makes or finds the master cache of a node (one per node and process). */
 export type MasterCacheFor = (qemu: QemuImg) => MasterCache;
@@ -145,7 +153,14 @@ export interface LoadResult {
   domainType: string;
   master: string;
   masterCopied: boolean;
+  /** True when this load converted the master (the v2v pipeline, the Windows registry). */
+  masterConverted: boolean;
+  /** Every disk of the master (`master` first). */
+  masters: string[];
+  /** The COW image of the first disk. */
   cow: string;
+  /** The COW image of each disk (`cow` first). */
+  cows: string[];
   xmlFile: string;
   consoleLog: string;
   postLoad: { waited: boolean; seconds: number | undefined };
@@ -158,9 +173,14 @@ export interface LoadResult {
 export interface CaptureResult {
   image: string;
   domain: string;
+  /** The new master (its first disk). */
   master: string;
+  /** Every disk of the new master, in the domain's order (`master` first). */
+  masters: string[];
   xml: string;
-  repository: { image: string; xml: string } | undefined;
+  /** The copies in the repository (`image` = the first disk's). */
+  repository: { image: string; disks: string[]; xml: string } | undefined;
+  /** Bytes of the new master's disks in the datastore. */
   bytes: number;
   shutdown: 'graceful' | 'destroyed' | 'was-off';
 }
@@ -234,6 +254,8 @@ export class VclProvisioner {
   // ---------------------------------------------------------------- initialize
 
   private context(res: Reservation): DriverContext {
+    let recorded: Promise<RecordedHardware> | undefined;
+    const domainType = () => this.chosen?.driver.domainType ?? 'qemu';
     return {
       node: this.node,
       conn: this.conn,
@@ -245,14 +267,36 @@ export class VclProvisioner {
         this.domainTypesMemo ??= this.conn.domainTypes();
         return this.domainTypesMemo;
       },
-      convertMaster: (found: ImageFiles, target: string) =>
-        this.convertMaster({
-          found,
-          target,
-          targetXml: masterXmlFilePath(res),
-          image: res.image.name,
-          domainType: this.chosen?.driver.domainType ?? 'qemu',
-        }),
+      convertMaster: async (found: ImageFiles) =>
+        (
+          await this.convertMaster({
+            kind: 'vmware-image',
+            found,
+            target: masterImageFilePath(res),
+            extraTarget: (n) => masterImageFilePath(res, res.image.name, n),
+            targetXml: masterXmlFilePath(res),
+            targetRecord: conversionRecordFilePath(res),
+            image: res.image.name,
+            domainType: domainType(),
+            virtioWin: res.vmhost.virtioWinPath ?? undefined,
+          })
+        ).converted,
+      prepareWindowsMaster: async (copy: ImageRef, found: ImageFiles) =>
+        (
+          await this.convertMaster({
+            kind: 'windows-copy',
+            copy,
+            found,
+            targetRecord: conversionRecordFilePath(res),
+            image: res.image.name,
+            domainType: domainType(),
+            virtioWin: res.vmhost.virtioWinPath ?? undefined,
+          })
+        ).converted,
+      recordedHardware: () => {
+        recorded ??= this.recordedHardwareOf(res);
+        return recorded;
+      },
     };
   }
 
@@ -328,7 +372,8 @@ export class VclProvisioner {
       await this.deleteExistingDomains(res, domains);
       await step('delete-existing');
 
-      const prepared = await driver.preDefine(this.context(res), {
+      const ctx = this.context(res);
+      const prepared = await driver.preDefine(ctx, {
         masterReady: () => step('master'),
         cowCreated: (cow) => {
           undo.defer(`remove ${cow}`, () => this.node.remove(cow));
@@ -339,7 +384,7 @@ export class VclProvisioner {
       const name = domainName(res);
       const uuid = randomUUID();
       const consoleLog = consoleLogPath(res, name);
-      const recorded = await this.recordedHardwareOf(res);
+      const recorded = await ctx.recordedHardware();
       const record: LoadRecord = {
         imageId: res.image.id,
         imageName: res.image.name,
@@ -357,7 +402,7 @@ export class VclProvisioner {
         recorded,
       });
       def.uuid = uuid;
-      driver.extendDomain?.(def, this.context(res));
+      driver.extendDomain?.(def, ctx);
       const xml = buildLoadDomainXml(def, record, recorded.kernelBoot);
       await step('generate-xml');
 
@@ -423,7 +468,10 @@ export class VclProvisioner {
         domainType: driver.domainType,
         master: prepared.master,
         masterCopied: prepared.masterCopied,
+        masterConverted: prepared.masterConverted,
+        masters: prepared.masters,
         cow: prepared.disks[0]?.path ?? '',
+        cows: prepared.disks.map((d) => d.path),
         xmlFile,
         consoleLog,
         postLoad: { waited: res.postLoad.wait, seconds },
@@ -440,8 +488,17 @@ export class VclProvisioner {
     }
   }
 
-  /** The hardware the image's recorded domain XML describes (datastore, then repository). */
+  /**
+   * The hardware the image's recorded domain XML describes (datastore, then repository), with
+   * the devices its conversion record says the conversion chose.
+   */
   private async recordedHardwareOf(res: Reservation): Promise<RecordedHardware> {
+    const conversion = await readConversionRecord(this.node, conversionRecordFilePath(res));
+    const hw = await this.recordedXmlHardware(res);
+    return { ...hw, ...conversion?.devices };
+  }
+
+  private async recordedXmlHardware(res: Reservation): Promise<RecordedHardware> {
     const candidates = [masterXmlFilePath(res)];
     const repo = res.vmhost.repositoryPath;
     if (repo) {
@@ -681,7 +738,10 @@ export class VclProvisioner {
     const def = generateDomainDefinition(res, {
       name,
       type: driver.domainType,
-      disks: [{ path: copyOnWriteFilePath(res), format: 'qcow2' }],
+      disks: Array.from({ length: recorded.diskCount ?? 1 }, (_, n) => ({
+        path: copyOnWriteFilePath(res, n),
+        format: 'qcow2' as const,
+      })),
       consoleLog: consoleLogPath(res, name),
       recorded,
     });
@@ -909,75 +969,130 @@ export class VclProvisioner {
 
   /**
    * VCL's capture: the computer's domain is shut down (gracefully, destroyed after
-   * `args.shutdownTimeoutSeconds`, default 300), its disk's COW chain flattened into a new
-   * master `<datastore>/<image.name>.qcow2` (checked, then renamed in, never over a file), its
-   * domain XML kept beside it, and both copied to the repository (`args.compat`).
+   * `args.shutdownTimeoutSeconds`, default 300), the COW chain of each of its disks flattened
+   * into the new master's disks, `<datastore>/<image.name>.qcow2` and, for each disk after the
+   * first, `<datastore>/<image.name>-disk<n>.qcow2` (each checked, then renamed in, never over
+   * a file), its domain XML kept beside them (a load recreates every disk from it), and all
+   * of it copied to the repository's directory of the image (`args.compat`). A Windows image
+   * also gets a conversion record: it ran on KVM, a later fetch does not convert it again.
    */
   async capture(res: Reservation): Promise<CaptureResult> {
     const image = res.image.name;
     const dom = await this.requireDomain(res);
-    const master = masterImageFilePath(res, image);
-    if (await this.node.stat(master)) {
-      throw new ProvisioningError(`capture: the master ${master} exists already; not overwritten`, {
-        hint: 'capture into a new image name (a new revision)',
-      });
+    const desc0 = await dom.getDescription({ inactive: true });
+    const sources = desc0.disks.filter((d) => d.device === 'disk' && d.source);
+    if (!sources.length) throw new ProvisioningError(`capture: domain ${dom.name} has no disk`);
+    const masters = sources.map((_, n) => masterImageFilePath(res, image, n));
+    for (const m of masters) {
+      if (await this.node.stat(m)) {
+        throw new ProvisioningError(`capture: the master ${m} exists already; not overwritten`, {
+          hint: 'capture into a new image name (a new revision)',
+        });
+      }
+    }
+    const repo = res.vmhost.repositoryPath;
+    const repoDir = repo ? path.posix.join(repo, image) : undefined;
+    const repoDisks = repoDir
+      ? masters.map((m) => path.posix.join(repoDir, path.posix.basename(m)))
+      : [];
+    for (const r of repoDisks) {
+      if (await this.node.stat(r)) {
+        throw new ProvisioningError(
+          `capture: ${r} exists already in the repository; not overwritten`,
+        );
+      }
     }
     const shutdown = await this.shutDown(dom, (res.args.shutdownTimeoutSeconds ?? 300) * 1000);
     const desc = await dom.getDescription({ inactive: true });
-    const disk = desc.disks.find((d) => d.device === 'disk' && d.source);
-    if (!disk?.source) throw new ProvisioningError(`capture: domain ${dom.name} has no disk`);
-    const fmt = disk.format === 'raw' ? 'raw' : 'qcow2';
+    const disks = desc.disks.filter((d) => d.device === 'disk' && d.source);
+    if (disks.length !== masters.length) {
+      throw new ProvisioningError(
+        `capture: domain ${dom.name} changed its disks during the shutdown (${masters.length}, now ${disks.length})`,
+      );
+    }
     const q = this.qemu.allowing(res.vmhost.datastorePath, res.vmhost.vmPath);
     const undo = new CleanupStack(this.log);
     const onInterrupt = this.cleanup.defer(`roll back the capture of ${image}`, () => undo.run());
     try {
-      const tmp = path.posix.join(
-        res.vmhost.datastorePath,
-        `.${image}.capture-${randomUUID().slice(0, 8)}.qcow2`,
-      );
-      undo.defer(`remove ${tmp}`, () => this.node.remove(tmp));
-      await q.convert({ path: disk.source, format: fmt }, { path: tmp, format: 'qcow2' });
-      const check = await q.check({ path: tmp, format: 'qcow2' });
-      if (!check.ok)
-        throw new StorageError(
-          tmp,
-          `the flattened image fails qemu-img check (${check.corruptions} corruptions)`,
+      // every disk flattened and checked under a temporary name, then all renamed in
+      const tmps: string[] = [];
+      for (const [n, disk] of disks.entries()) {
+        const tmp = path.posix.join(
+          res.vmhost.datastorePath,
+          `.${path.posix.basename(masters[n] as string, '.qcow2')}.capture-${randomUUID().slice(0, 8)}.qcow2`,
         );
-      await this.node.rename(tmp, master, { noReplace: true });
-      undo.defer(`remove ${master}`, () => this.node.remove(master));
+        undo.defer(`remove ${tmp}`, () => this.node.remove(tmp));
+        await q.convert(
+          { path: disk.source as string, format: disk.format === 'raw' ? 'raw' : 'qcow2' },
+          { path: tmp, format: 'qcow2' },
+        );
+        const check = await q.check({ path: tmp, format: 'qcow2' });
+        if (!check.ok)
+          throw new StorageError(
+            tmp,
+            `the flattened image fails qemu-img check (${check.corruptions} corruptions)`,
+          );
+        tmps.push(tmp);
+      }
+      // the first disk (the master's name) last: a load never sees a part of the image
+      for (let n = masters.length - 1; n >= 0; n--) {
+        const m = masters[n] as string;
+        await this.node.rename(tmps[n] as string, m, { noReplace: true });
+        undo.defer(`remove ${m}`, () => this.node.remove(m));
+      }
       const xmlText = await dom.getXml({ inactive: true });
       const xml = masterXmlFilePath(res, image);
       await this.node.writeFileAtomic(xml, xmlText);
       undo.defer(`remove ${xml}`, () => this.node.remove(xml));
+      const record: ConversionRecord | undefined =
+        res.image.osType === 'windows'
+          ? { image, how: 'captured', at: new Date().toISOString(), capturedFrom: dom.name }
+          : undefined;
+      if (record) {
+        const f = conversionRecordFilePath(res, image);
+        undo.defer(`remove ${f}`, () => this.node.remove(f));
+        await writeConversionRecord(this.node, f, record);
+      }
       let repository: CaptureResult['repository'];
-      const repo = res.vmhost.repositoryPath;
-      if (repo) {
-        const dir = path.posix.join(repo, image);
-        const repoImage = path.posix.join(dir, `${image}.qcow2`);
-        if (await this.node.stat(repoImage)) {
-          throw new ProvisioningError(
-            `capture: ${repoImage} exists already in the repository; not overwritten`,
+      if (repoDir) {
+        await this.node.mkdir(repoDir, { recursive: true, mode: 0o755 });
+        for (let n = masters.length - 1; n >= 0; n--) {
+          const target = repoDisks[n] as string;
+          const rtmp = path.posix.join(
+            repoDir,
+            `.${path.posix.basename(target, '.qcow2')}.tmp-${randomUUID().slice(0, 8)}.qcow2`,
           );
+          undo.defer(`remove ${rtmp}`, () => this.node.remove(rtmp));
+          await q.convert(
+            { path: masters[n] as string, format: 'qcow2' },
+            { path: rtmp, format: 'qcow2' },
+            {
+              ...(res.args.compat ? { options: { compat: res.args.compat } } : {}),
+            },
+          );
+          await this.node.rename(rtmp, target, { noReplace: true });
+          undo.defer(`remove ${target}`, () => this.node.remove(target));
         }
-        await this.node.mkdir(dir, { recursive: true, mode: 0o755 });
-        const rtmp = path.posix.join(dir, `.${image}.tmp-${randomUUID().slice(0, 8)}.qcow2`);
-        undo.defer(`remove ${rtmp}`, () => this.node.remove(rtmp));
-        await q.convert(
-          { path: master, format: 'qcow2' },
-          { path: rtmp, format: 'qcow2' },
-          {
-            ...(res.args.compat ? { options: { compat: res.args.compat } } : {}),
-          },
-        );
-        await this.node.rename(rtmp, repoImage, { noReplace: true });
-        undo.defer(`remove ${repoImage}`, () => this.node.remove(repoImage));
-        const repoXml = path.posix.join(dir, `${image}.xml`);
+        const repoXml = path.posix.join(repoDir, `${image}.xml`);
         await this.node.writeFileAtomic(repoXml, xmlText);
-        repository = { image: repoImage, xml: repoXml };
+        if (record) {
+          await writeConversionRecord(this.node, conversionRecordIn(repoDir, image), record);
+        }
+        repository = { image: repoDisks[0] as string, disks: repoDisks, xml: repoXml };
       }
       onInterrupt.dismiss();
-      const size = await this.node.stat(master);
-      return { image, domain: dom.name, master, xml, repository, bytes: size?.size ?? 0, shutdown };
+      let bytes = 0;
+      for (const m of masters) bytes += (await this.node.stat(m))?.size ?? 0;
+      return {
+        image,
+        domain: dom.name,
+        master: masters[0] as string,
+        masters,
+        xml,
+        repository,
+        bytes,
+        shutdown,
+      };
     } catch (e) {
       onInterrupt.dismiss();
       await undo.run();

@@ -74,6 +74,11 @@ export const ReservationSchema = z.strictObject({
     virtualSwitch0: network.nullish(),
     virtualSwitch1: network.nullish(),
     domainType: z.enum(['kvm', 'qemu']).nullish(),
+    /**
+     * The virtio-win drivers on the VM host (their directory or ISO): a Windows master made by
+     * a load gets virtio disks and NICs with them, IDE and e1000 without.
+     */
+    virtioWinPath: absPath.nullish(),
   }),
   /** How load decides that the guest is up (post_load). */
   postLoad: z

@@ -30,7 +30,7 @@ import { StorageError, TargetAppearedError } from './errors.js';
 import type { ImageFormat, ImageRef } from './image-format.js';
 import { CopyMode } from './modes/copy.js';
 import type { ProgressEvent, QemuImg } from './qemu-img.js';
-import { findInRepository, masterPath } from './repository.js';
+import { findImageIn, findInRepository, type ImageFiles, masterPath } from './repository.js';
 
 /** The owner of a lock, as written in `owner.json`. */
 export interface LockOwner {
@@ -67,6 +67,17 @@ export interface MasterRequest {
   image: string;
   /** Format of the master in the datastore (default qcow2). */
   format?: ImageFormat;
+  /**
+   * The image whose repository directory (`<repo>/<name>/`) is searched first: an extra disk
+   * of a master (`<image>-disk2`) lives in its image's directory.
+   */
+  inImageDirectory?: string | undefined;
+  /**
+   * Runs on the checked copy, under the lock, before it takes the master's name (e.g. the
+   * Windows registry changes): no load ever sees the master unprepared. A throw discards the
+   * copy.
+   */
+  prepare?: ((copy: ImageRef, found: ImageFiles) => Promise<void>) | undefined;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -507,7 +518,15 @@ export class MasterCache {
   }
 
   private async copy(req: MasterRequest, master: ImageRef, lost: AbortSignal): Promise<void> {
-    const found = await findInRepository(this.node, req.repository, req.image);
+    const found =
+      (req.inImageDirectory
+        ? await findImageIn(
+            this.node,
+            path.join(req.repository, req.inImageDirectory),
+            req.image,
+            'repository',
+          )
+        : undefined) ?? (await findInRepository(this.node, req.repository, req.image));
     if (!found) {
       throw new StorageError(
         path.join(req.repository, req.image),
@@ -537,6 +556,10 @@ export class MasterCache {
           master.path,
           `the copy fails qemu-img check (${check.corruptions} corruptions)`,
         );
+      }
+      if (req.prepare) {
+        if (lost.aborted) throw lost.reason;
+        await req.prepare(disk.work, found);
       }
       await disk.finish();
     } catch (e) {

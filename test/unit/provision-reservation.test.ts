@@ -16,7 +16,9 @@ import {
 import { DOMAIN_STATES } from '../../src/provisioning/libvirt/state.js';
 import {
   consoleLogPath,
+  conversionRecordFilePath,
   copyOnWriteFilePath,
+  diskFileName,
   domainFileBaseName,
   domainName,
   domainXmlFilePath,
@@ -139,6 +141,11 @@ describe('reservation document', () => {
       (d: Loose) => (d.vmhost.domainType = 'xen'),
       'vmhost.domainType: Invalid option',
     ],
+    [
+      'a relative virtio-win path',
+      (d: Loose) => (d.vmhost.virtioWinPath = 'virtio-win.iso'),
+      'vmhost.virtioWinPath: an absolute path',
+    ],
   ])('refuses %s, naming the field', (_what, change, expected) => {
     const d = exampleDoc();
     change(d);
@@ -191,6 +198,22 @@ describe("VCL's names and paths", () => {
       '/install/repository/vmwarelinux-CentOS7Base64bitVM3081-v5*',
       '/var/lib/libvirt/images/vmwarelinux-CentOS7Base64bitVM3081-v5*',
     ]);
+  });
+
+  it("names each disk after the first of a master and of a COW image: '-disk<n>'", () => {
+    expect(masterImageFilePath(r, r.image.name, 1)).toBe(
+      '/var/lib/libvirt/images/vmwarelinux-CentOS7Base64bitVM3081-v5-disk2.qcow2',
+    );
+    expect(masterImageFilePath(r, 'other-v1', 2)).toBe(
+      '/var/lib/libvirt/images/other-v1-disk3.qcow2',
+    );
+    expect(copyOnWriteFilePath(r, 1)).toBe('/var/lib/libvirt/images/vm4-22_3081-v5-disk2.qcow2');
+    expect(isComputerDomain('vm4-22_3081-v5-disk2.qcow2', 'vm4-22')).toBe(true);
+    expect(diskFileName('x-v1', 0)).toBe('x-v1');
+    expect(() => diskFileName('x-v1', -1)).toThrow(RangeError);
+    expect(conversionRecordFilePath(r)).toBe(
+      '/var/lib/libvirt/images/vmwarelinux-CentOS7Base64bitVM3081-v5.conversion.json',
+    );
   });
 
   it('keeps the domain name within 48 characters', () => {
@@ -260,6 +283,7 @@ describe('generated domain XML', () => {
       'recorded.xml',
     );
     expect(recorded).toEqual({
+      diskCount: 1,
       diskBus: 'ide',
       nicModel: 'e1000',
       machine: 'pc',

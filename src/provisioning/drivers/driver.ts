@@ -7,9 +7,11 @@
 import type { DomainDefinitionV2v } from '../../hvtarget/domain.js';
 import type { Logger } from '../../log/logger.js';
 import type { Node } from '../../node/node.js';
+import type { ImageRef } from '../../storage/image-format.js';
 import type { MasterCache } from '../../storage/master-cache.js';
 import type { QemuImg } from '../../storage/qemu-img.js';
 import type { ImageFiles } from '../../storage/repository.js';
+import type { RecordedHardware } from '../domain-xml.js';
 import type { LibvirtConnection } from '../libvirt/connection.js';
 import type { DomainType } from '../libvirt/domain-xml-types.js';
 import type { Reservation } from '../reservation.js';
@@ -26,10 +28,22 @@ export interface DriverContext {
   /** The node's master cache (one copy of a missing master, however many loads ask). */
   masters: MasterCache;
   /**
-   * Converts a VMware image of the repository into the master `target` (+ its domain XML
-   * beside it) with the v2v pipeline.
+   * Converts a VMware image of the repository into the master (+ its extra disks, its domain
+   * XML and its conversion record beside it) with the v2v pipeline.
+   * @returns true when this call converted it (false: a load it waited for did)
    */
-  convertMaster(found: ImageFiles, target: string): Promise<void>;
+  convertMaster(found: ImageFiles): Promise<boolean>;
+  /**
+   * The Windows registry changes on the master cache's fresh copy of a Windows image, before
+   * it becomes the master (VMware's services off, the boot drivers of the target), and its
+   * conversion record. @returns false when the repository image was converted before
+   */
+  prepareWindowsMaster(copy: ImageRef, found: ImageFiles): Promise<boolean>;
+  /**
+   * The hardware the image's recorded domain XML describes (datastore, then repository) with
+   * the devices its conversion record chose; read once the master is present, then kept.
+   */
+  recordedHardware(): Promise<RecordedHardware>;
 }
 
 /** Whether a driver serves a node, and why not. */
@@ -37,19 +51,23 @@ export type DriverFit = { fits: true } | { fits: false; reason: string };
 
 /** What pre_define made: the domain's disks (the provisioner removes them on rollback). */
 export interface PreparedDisks {
-  /** The disk images the domain uses, first = the boot disk. */
+  /** The disk images the domain uses (one COW image per disk of the master), first = boot. */
   disks: { path: string; format: 'qcow2' }[];
-  /** The master the COW image is over. */
+  /** The master the first COW image is over. */
   master: string;
-  /** True when this load copied (or converted) the master into the datastore. */
+  /** Every disk of the master, in the domain's order (`master` first). */
+  masters: string[];
+  /** True when this load copied (or converted) a disk of the master into the datastore. */
   masterCopied: boolean;
+  /** True when this load converted the master (the v2v pipeline, the Windows registry). */
+  masterConverted: boolean;
 }
 
 /** Steps a driver reports to the provisioner (for the rollback and the failure hooks). */
 export interface PreDefineSteps {
   /** Called once the master is in the datastore. */
   masterReady(master: string, copied: boolean): Promise<void>;
-  /** Called right before the COW image is made: register its removal. */
+  /** Called right before each COW image is made: register its removal. */
   cowCreated(path: string): void;
 }
 
@@ -67,7 +85,7 @@ export interface HypervisorDriver {
   fits(ctx: DriverContext): Promise<DriverFit>;
   /** May add to or change the generated domain (VCL's extend_domain_xml). */
   extendDomain?(def: DomainDefinitionV2v, ctx: DriverContext): void;
-  /** Master in the datastore (copied or converted from the repository), then the COW image. */
+  /** Master in the datastore (copied or converted from the repository), then the COW images. */
   preDefine(ctx: DriverContext, steps: PreDefineSteps): Promise<PreparedDisks>;
 }
 
