@@ -17,6 +17,7 @@ import {
   itemJobId,
   metaKey,
   QUEUE_PREFIX,
+  type QueueStage,
   RETRY_DELAY_MS,
   STAGE_ATTEMPTS,
   STAGE_PARTS,
@@ -231,6 +232,35 @@ export class QueueClient {
       st.status = 'running';
     }
     return st;
+  }
+
+  /**
+   * Per item: when its first stage started, when the item ended, and the milliseconds its
+   * stage jobs ran (the rest of the item's time went to the queue: hand-over between stages).
+   */
+  async timings(
+    name: string,
+  ): Promise<{ key: string; start: number; end: number; inStages: number }[]> {
+    const meta = await this.meta(name);
+    const out: { key: string; start: number; end: number; inStages: number }[] = [];
+    for (const item of meta.items) {
+      const job = await Job.fromId<ItemJobData>(this.queue(ITEMS_QUEUE), itemJobId(name, item.key));
+      if (!job?.finishedOn) continue;
+      let start = Number.POSITIVE_INFINITY;
+      let inStages = 0;
+      for (const [stage, q] of Object.entries(job.data.queues ?? {})) {
+        const sj = await Job.fromId<StageJobData, StageResult>(
+          this.queue(q),
+          stageJobId(name, item.key, stage as QueueStage),
+        );
+        const r = sj?.returnvalue;
+        if (!r) continue;
+        start = Math.min(start, r.started);
+        inStages += r.ended - r.started;
+      }
+      if (Number.isFinite(start)) out.push({ key: item.key, start, end: job.finishedOn, inStages });
+    }
+    return out;
   }
 
   /**

@@ -1,0 +1,101 @@
+/**
+ * queue: 20 small VMware guests (copies of the tiny guest, test/harness/tiny-vmware-guest.ts)
+ * as one batch on a queue (a private redis-server on loopback), converted by the real
+ * converter, placed, defined and started on the local libvirt by 1 worker, then by 2 workers
+ * (separate `v2v-load worker` processes, concurrency 1 each) on this 2-core machine. The
+ * domains and files are removed after each run. The queue's overhead is the time per item not
+ * spent in a stage job (the hand-over from one stage to the next, through Redis).
+ * {"bench":"queue","s_w1":..,"s_w2":..,"speedup":..,"queue_overhead_ms_per_item":..}
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { loadManifest } from '../src/batch/manifest.js';
+import { QueueClient } from '../src/batch/queue/client.js';
+import { parseQueueUrl } from '../src/batch/queue/connection.js';
+import { startPrivateRedis } from '../test/harness/redis.js';
+import { tinyVmwareCopies, tinyVmwareGuest } from '../test/harness/tiny-vmware-guest.js';
+
+const exec = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '..');
+const DIR = '/var/tmp/v2v-load-bench';
+const ITEMS = 20;
+
+async function removeDomains(names: readonly string[]): Promise<void> {
+  for (const n of names) {
+    await exec('virsh', ['-c', 'qemu:///system', 'destroy', n]).catch(() => {});
+    await exec('virsh', ['-c', 'qemu:///system', 'undefine', n]).catch(() => {});
+  }
+}
+
+function worker(url: string, name: string): { child: ChildProcess; done: Promise<void> } {
+  const child = spawn(
+    'node',
+    [path.join(ROOT, 'bin/v2v-load.js'), 'worker', '--queue', url, '--worker-name', name, '-q'],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  return { child, done: new Promise((r) => child.on('exit', () => r())) };
+}
+
+export async function run(): Promise<void> {
+  // The workers run the built CLI: build it (tsc emits even when it reports errors).
+  await exec('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT }).catch(() => {});
+  await fs.mkdir(DIR, { recursive: true, mode: 0o755 });
+  const work = await fs.mkdtemp(path.join(DIR, 'queue-'));
+  await fs.chmod(work, 0o755);
+  const tiny = await tinyVmwareGuest();
+  const redis = await startPrivateRedis();
+  const client = new QueueClient(parseQueueUrl(redis.url));
+  const result: Record<string, number> = {};
+  const overheads: number[] = [];
+  try {
+    for (const w of [1, 2]) {
+      const names = Array.from({ length: ITEMS }, (_, i) => `v2vqbench-w${w}-${i + 1}`);
+      const dir = path.join(work, `w${w}`);
+      const pool = path.join(dir, 'pool');
+      await fs.mkdir(pool, { recursive: true, mode: 0o755 });
+      await fs.chmod(dir, 0o755);
+      const vmxs = await tinyVmwareCopies(tiny, dir, names);
+      const file = path.join(dir, 'wave.json');
+      await fs.writeFile(
+        file,
+        JSON.stringify({
+          defaults: { pool, domainType: 'qemu', start: true },
+          items: vmxs.map((source, i) => ({ source, name: names[i] })),
+        }),
+      );
+      const workers = Array.from({ length: w }, (_, i) => worker(redis.url, `bench-${i + 1}`));
+      const t0 = performance.now();
+      await client.enqueue(await loadManifest(file), `w${w}`);
+      const report = await client.follow(`w${w}`, () => {});
+      const s = (performance.now() - t0) / 1000;
+      for (const x of workers) x.child.kill('SIGTERM');
+      await Promise.all(workers.map((x) => x.done));
+      const timings = await client.timings(`w${w}`);
+      await removeDomains(names);
+      if (report.counts.done !== ITEMS) {
+        const why = report.items
+          .filter((i) => i.status !== 'done')
+          .map((i) => `${i.key}: ${i.error}`);
+        throw new Error(`bench queue: ${w} workers: not all items done:\n${why.join('\n')}`);
+      }
+      const per = timings.map((t) => t.end - t.start - t.inStages);
+      overheads.push(...per);
+      const conv = report.items.map((i) => (i.stageMs.convert ?? 0) / 1000);
+      process.stdout.write(
+        `${w} worker${w > 1 ? 's' : ''}: ${ITEMS} items in ${s.toFixed(1)} s (convert per item ${Math.min(...conv).toFixed(1)}-${Math.max(...conv).toFixed(1)} s; outside stages ${Math.round(per.reduce((a, b) => a + b, 0) / per.length)} ms per item)\n`,
+      );
+      result[`s_w${w}`] = Math.round(s * 10) / 10;
+    }
+  } finally {
+    await client.close();
+    await redis.stop();
+    await fs.rm(work, { recursive: true, force: true });
+  }
+  const speedup = Math.round(((result.s_w1 ?? 0) / (result.s_w2 ?? 1)) * 100) / 100;
+  const overhead = Math.round(overheads.reduce((a, b) => a + b, 0) / Math.max(1, overheads.length));
+  process.stdout.write(
+    `${JSON.stringify({ bench: 'queue', ...result, speedup, queue_overhead_ms_per_item: overhead })}\n`,
+  );
+}
