@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   'convert-vs-virt-v2v': () => import('./convert-vs-virt-v2v.js'),
   batch: () => import('./batch.js'),
   load: () => import('./load.js'),
+  queue: () => import('./queue.js'),
 };
 
 const name = process.argv[2];
