@@ -95,6 +95,9 @@ export function importGuest(
 
 export type { BatchItem, BatchManifest, ManifestInput } from './manifest.js';
 export { loadManifest, ManifestError, resolveManifest } from './manifest.js';
+export { QueueClient } from './queue/client.js';
+export { checkQueue, parseQueueUrl, type QueueTarget } from './queue/connection.js';
+export { runQueueWorker, type WorkerEvent, type WorkerOptions } from './queue/worker.js';
 export type { BatchReport, ItemReport } from './report.js';
 export { formatReportTable, renderReportHtml } from './report.js';
 export type { BatchEvent, BatchOptions } from './runner.js';
