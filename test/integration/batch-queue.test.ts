@@ -135,7 +135,7 @@ async function batchCli(args: string[]): Promise<{ status: number | null; stdout
 async function writeManifest(
   file: string,
   pool: string,
-  items: { name: string; verifyBoot?: boolean }[],
+  items: { name: string; verifyBoot?: boolean; label?: string }[],
 ): Promise<void> {
   await fs.mkdir(pool, { recursive: true, mode: 0o755 });
   await fs.writeFile(
@@ -151,9 +151,19 @@ async function writeManifest(
         `  - source: sources/${i.name}.vmx`,
         `    name: ${i.name}`,
         ...(i.verifyBoot ? ['    verifyBoot: true'] : []),
+        ...(i.label ? [`    label: ${i.label}`] : []),
       ]),
       '',
     ].join('\n'),
+  );
+}
+
+async function removeDomains(names: readonly string[]): Promise<void> {
+  await Promise.all(
+    names.map(async (n) => {
+      await exec('virsh', ['-c', lv.uri, 'destroy', n]).catch(() => {});
+      await exec('virsh', ['-c', lv.uri, 'undefine', n]);
+    }),
   );
 }
 
@@ -198,12 +208,24 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
     const pool = path.join(work, 'pool');
     const manifest = path.join(work, 'wave.yaml');
     // The item that also waits for its boot goes first (before 19 more guests load the CPU).
-    const items = names.map((name) => ({ name, verifyBoot: name === 'v2vq-1' }));
+    // Three items ask for a label only the namespace's worker has.
+    const labelled = ['v2vq-2', 'v2vq-9', 'v2vq-16'];
+    const items = names.map((name) => ({
+      name,
+      verifyBoot: name === 'v2vq-1',
+      ...(labelled.includes(name) ? { label: 'ds-netns' } : {}),
+    }));
     items.splice(5, 0, { name: 'v2vq-broken', verifyBoot: false });
     await writeManifest(manifest, pool, items);
 
     const a = startWorker('local', FAST_CLI, '127.0.0.1', ['--concurrency', '2']);
-    const b = startWorker('netns', FAST_CLI, ns.hostAddress, ['--concurrency', '2'], true);
+    const b = startWorker(
+      'netns',
+      FAST_CLI,
+      ns.hostAddress,
+      ['--concurrency', '2', '--label', 'ds-netns'],
+      true,
+    );
     await until(
       () => [a, b].every((w) => w.events.some((e) => e.event === 'ready')),
       120_000,
@@ -261,6 +283,14 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
       ).length;
     expect(converts(a)).toBeGreaterThan(0);
     expect(converts(b)).toBeGreaterThan(0);
+    // The labelled items went to the worker with the label only.
+    for (const k of labelled) {
+      const job = `wave/${k}/convert`;
+      expect(b.events.some((e) => e.event === 'stage' && e.state === 'done' && e.job === job)).toBe(
+        true,
+      );
+      expect(a.events.some((e) => e.event === 'stage' && e.job === job)).toBe(false);
+    }
     // Each stage of each item done exactly once (by either worker).
     const stageDone = a.events
       .concat(b.events)
@@ -280,10 +310,7 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
     expect(files).toEqual(
       names.flatMap((n) => [`${n}-console.log`, `${n}-sda.qcow2`, `${n}.xml`]).sort(),
     );
-    for (const n of names) {
-      await exec('virsh', ['-c', lv.uri, 'destroy', n]).catch(() => {});
-      await exec('virsh', ['-c', lv.uri, 'undefine', n]);
-    }
+    await removeDomains(names);
     await stopWorker(a);
     await stopWorker(b);
     expect(a.child.exitCode).toBe(143);
@@ -388,10 +415,7 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
       60_000,
       "the killed worker's processes to end",
     );
-    for (const n of names) {
-      await exec('virsh', ['-c', lv.uri, 'destroy', n]).catch(() => {});
-      await exec('virsh', ['-c', lv.uri, 'undefine', n]);
-    }
+    await removeDomains(names);
     await stopWorker(b);
   });
 
