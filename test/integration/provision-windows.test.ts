@@ -40,8 +40,8 @@ async function virsh(...args: string[]): Promise<string> {
 
 /**
  * Files read from the NTFS file system of a disk's first partition without an appliance (the
- * test's own reader, independent of libguestfs): the disk as raw, its partition cut out with
- * qemu-img, then ntfscat (ntfs-3g). `files`: local name → guest path. @returns local paths
+ * test's own reader, independent of libguestfs): the disk as raw, its first MBR partition cut
+ * out with qemu-img, then ntfscat (ntfs-3g). `files`: local name → guest path. @returns local paths
  */
 async function readNtfsFiles<K extends string>(
   disk: string,
@@ -51,9 +51,15 @@ async function readNtfsFiles<K extends string>(
   const raw = path.join(dir, 'disk.raw');
   const part = path.join(dir, 'part.raw');
   await exec('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', disk, raw]);
-  const table = JSON.parse((await exec('sfdisk', ['-J', raw])).stdout).partitiontable;
-  const first = table.partitions[0];
-  const opts = `driver=raw,offset=${first.start * table.sectorsize},size=${first.size * table.sectorsize},file.driver=file,file.filename=${raw}`;
+  // the first entry of the MBR's partition table: start sector and sectors (LE at +8, +12)
+  const mbr = Buffer.alloc(512);
+  const fh = await fs.open(raw);
+  await fh.read(mbr, 0, 512, 0);
+  await fh.close();
+  const start = mbr.readUInt32LE(446 + 8) * 512;
+  const size = mbr.readUInt32LE(446 + 12) * 512;
+  expect(mbr.readUInt16LE(510)).toBe(0xaa55);
+  const opts = `driver=raw,offset=${start},size=${size},file.driver=file,file.filename=${raw}`;
   await exec('qemu-img', ['convert', '--image-opts', opts, '-O', 'raw', part]);
   const out = {} as Record<K, string>;
   for (const [name, guest] of Object.entries(files) as [K, string][]) {
