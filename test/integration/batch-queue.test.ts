@@ -8,7 +8,9 @@
  *   stand-in converter (fast-converter.ts: the disks copied by qemu-img, the guest not changed)
  *   and the real place, define and start (one item also waits for its boot); Redis is restarted
  *   in the middle: 20 done, each exactly once (one domain each, each stage done once), spread
- *   over both workers; the broken item failed with its reason; nothing left in the pool.
+ *   over both workers; the broken item failed with its reason, never tried again; an item whose
+ *   import record is busy (a live process holds it) tried again after a pause, then done; three
+ *   items asking for a label taken by the worker with it; nothing left in the pool.
  * - 2 items with the real converter: the worker converting the first is killed with SIGKILL in
  *   the middle of its conversion; BullMQ's stalled-job check hands the job to the other worker,
  *   whose stage first removes what the dead one left: both done, no duplicate domain, no
@@ -18,6 +20,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -232,6 +235,34 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
       `both workers ready: ${a.stderr}${b.stderr}`,
     );
 
+    // v2vq-20's import record is held by a live process (this one): its convert fails as
+    // busy, which is tried again after a pause; the record goes once that failure is seen.
+    const busyRecord = path.join(pool, '.v2vq-20.v2v-load-import');
+    await fs.writeFile(
+      busyRecord,
+      JSON.stringify({
+        host: os.hostname(),
+        pid: process.pid,
+        started: new Date().toISOString(),
+        outputs: [],
+        uri: lv.uri,
+      }),
+    );
+    const busySeen = until(
+      () =>
+        a.events
+          .concat(b.events)
+          .some(
+            (e) =>
+              e.event === 'stage' &&
+              e.state === 'failed' &&
+              e.job === 'wave/v2vq-20/convert' &&
+              e.retry === true,
+          ),
+      300_000,
+      'the busy item to fail once',
+    ).then(() => fs.rm(busyRecord));
+
     // Enqueued, it returns at once with the batch's name.
     const queue = `redis://127.0.0.1:${redis.port}/0`;
     const enq = await batchCli([manifest, '--queue', queue]);
@@ -247,6 +278,7 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
     expect(redis.pid()).not.toBe(before);
     expect(doneAtRestart).toBeLessThan(21); // the batch was in the middle
 
+    await busySeen;
     const html = path.join(work, 'wave.html');
     const json = path.join(work, 'wave.json');
     const status = await batchCli([
@@ -270,6 +302,11 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
     expect(broken?.failedStage).toBe('prepare');
     expect(broken?.attempts).toBe(1); // bad input: never tried again
     expect(report.items.find((i) => i.key === 'v2vq-1')?.booted).toBe(true);
+    // The busy one: tried again (a retryable failure), then done.
+    expect(report.items.find((i) => i.key === 'v2vq-20')).toMatchObject({
+      status: 'done',
+      attempts: 2,
+    });
     for (const i of report.items.filter((x) => x.status === 'done')) {
       expect(i.bytes, i.key).toBeGreaterThan(0);
       expect(i.state, i.key).toBe('running');
