@@ -9,6 +9,10 @@ import type { ConversionContext, GuestOs, HvSource } from '../convert/modules.js
 import type { Plan } from '../convert/plan.js';
 import type { SourceGuest } from '../metadata/model.js';
 
+/** grub-install on the disk that holds /boot/grub, as the appliance names it. */
+export const GRUB_INSTALL_BOOT_DISK =
+  'exec grub-install --target=i386-pc "$(grub-probe --target=disk /boot/grub)"';
+
 const BY = 'hvsource/xen-linux';
 
 /** `console=hvc0` / `xvc0` → `ttyS0` (any text naming the Xen console as a tty). */
@@ -73,10 +77,13 @@ export class XenLinuxSource implements HvSource {
     if (ctx.source.hypervisor === 'xen-pv' && ctx.source.xenPv) {
       // pygrub (or a kernel in the host) booted it: the boot sector may hold no bootloader.
       if (ctx.inspection.bootloader.kind === 'grub2') {
+        // Inside the appliance the guest's disk is not /dev/sda (libguestfs names it so only in
+        // its API; its own root disk comes first): grub-probe names the disk holding /boot/grub.
+        // A constant script, no input in it.
         plan.run(
-          ['grub-install', '--target=i386-pc', '/dev/sda'],
+          ['sh', '-c', GRUB_INSTALL_BOOT_DISK],
           BY,
-          'install grub in the boot sector (the guest booted through pygrub on Xen)',
+          'install grub in the boot sector of the disk holding /boot/grub (the guest booted through pygrub on Xen)',
         );
       } else {
         plan.warn(

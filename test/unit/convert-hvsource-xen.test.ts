@@ -5,6 +5,7 @@ import { Plan } from '../../src/convert/plan.js';
 import { DebianGuestOs } from '../../src/guestos/debian.js';
 import {
   dropXenAliases,
+  GRUB_INSTALL_BOOT_DISK,
   XenLinuxSource,
   xenConsoleToSerial,
 } from '../../src/hvsource/xen-linux.js';
@@ -78,7 +79,7 @@ describe('XenLinuxSource', () => {
       '# Xen PV drivers\noptions xen_blkfront max=64\n',
     );
     expect(plan.actions.filter((a) => a.kind === 'run')).toEqual([
-      expect.objectContaining({ argv: ['grub-install', '--target=i386-pc', '/dev/sda'] }),
+      expect.objectContaining({ argv: ['sh', '-c', GRUB_INSTALL_BOOT_DISK] }),
     ]);
     expect(plan.warnings).toEqual([]);
   });
