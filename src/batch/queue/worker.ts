@@ -34,7 +34,7 @@ import { isLibvirtUnreachable } from '../../import/libvirt-retry.js';
 import type { Logger } from '../../log/logger.js';
 import { RunScope } from '../../run/run-scope.js';
 import type { StageSpan } from '../state.js';
-import { type QueueTarget, redisOptions } from './connection.js';
+import { checkQueue, type QueueTarget, redisOptions } from './connection.js';
 import {
   hostQueue,
   ITEMS_QUEUE,
@@ -123,7 +123,10 @@ export async function runQueueWorker(
   const concurrency = opts.concurrency ?? 1;
   const lockDuration = opts.lockMs ?? 30_000;
   const limit = pLimit(concurrency);
-  const connection = redisOptions(target);
+  // Redis away while the worker stops: the connections stop trying again, so nothing is left.
+  let stopping = false;
+  const retryStrategy = (times: number) => (stopping ? null : Math.min(200 * times, 2000));
+  const connection = { ...redisOptions(target), retryStrategy };
   const common = {
     connection,
     prefix: QUEUE_PREFIX,
@@ -308,7 +311,38 @@ export async function runQueueWorker(
     if (opts.scope.signal.aborted) resolve();
     else opts.scope.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  // Stop taking jobs; the stages in flight are interrupted and hand their jobs back.
-  await Promise.all(workers.map((w) => w.close()));
-  await Promise.all([...queues.values()].map((q) => q.close()));
+  // Stop taking jobs; the stages in flight are interrupted and hand their jobs back. With Redis
+  // away that cannot be told to it: the connections are dropped (and stop trying again), and
+  // the jobs in flight go to another worker by the stalled-job check.
+  const all = [...workers, ...queues.values()];
+  const answers = await Promise.race([
+    checkQueue(target).then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 3000).unref()),
+  ]);
+  const closed = answers
+    ? Promise.all(all.map((q) => q.close())).then(() => true)
+    : Promise.resolve(false);
+  const clean = await Promise.race([
+    closed,
+    new Promise<boolean>((r) => setTimeout(() => r(false), CLOSE_DEADLINE_MS).unref()),
+  ]);
+  if (!clean) {
+    log.warn(
+      `queue ${target.display}: Redis does not answer; stopping without it (the jobs in flight go to another worker after --lock-timeout)`,
+    );
+    stopping = true;
+    await Promise.race([
+      Promise.all([
+        ...workers.map((w) => w.close(true).catch(() => {})),
+        ...[...queues.values()].map((q) => q.disconnect().catch(() => {})),
+      ]),
+      new Promise((r) => setTimeout(r, 5000).unref()),
+    ]);
+  }
 }
+
+/** How long a stopping worker waits for Redis to hear that it stops. */
+const CLOSE_DEADLINE_MS = 15_000;
