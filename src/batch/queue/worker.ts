@@ -331,7 +331,7 @@ export async function runQueueWorker(
   ]);
   if (!clean) {
     log.warn(
-      `queue ${target.display}: Redis does not answer; stopping without it (the jobs in flight go to another worker after --lock-timeout)`,
+      `queue ${target.display}: ${answers ? `stopping took over ${CLOSE_DEADLINE_MS / 1000} s` : 'Redis does not answer'}; stopping without it (the jobs in flight go to another worker after --lock-timeout)`,
     );
     stopping = true;
     await Promise.race([
@@ -345,4 +345,4 @@ export async function runQueueWorker(
 }
 
 /** How long a stopping worker waits for Redis to hear that it stops. */
-const CLOSE_DEADLINE_MS = 15_000;
+const CLOSE_DEADLINE_MS = 60_000;
