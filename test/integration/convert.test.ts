@@ -121,9 +121,7 @@ function booted(id: string): BootResult {
 beforeAll(async () => {
   work = await fs.mkdtemp('/var/tmp/v2v-load-convert-it-');
   await fs.chmod(work, 0o755);
-  // The dracut variant is converted by plan tests only (test/unit/convert-guestos.test.ts):
-  // dracut under TCG takes tens of minutes to build the fixture and again to convert it.
-  for (const v of ['base', 'uuid', 'static-ip', 'xen-pv'] as const) {
+  for (const v of ['base', 'uuid', 'static-ip', 'dracut', 'xen-pv'] as const) {
     guests.set(v, await debianGuest(v));
   }
   const g = (v: DebianVariant) => guests.get(v) as DebianGuest;
@@ -198,6 +196,7 @@ function conversions(): Promise<void> {
       v('uuid'),
       // The guest's own initramfs rebuild (the default extends the image instead).
       v('static-ip', ['--initramfs', 'rebuild']),
+      v('dracut'),
       v('xen-pv', ['-i', 'libvirtxml']),
       limit(() =>
         // From the OVA: its disk is read in place from the tar (no extraction).
@@ -302,6 +301,21 @@ describe('every variant converts and boots on virtio', () => {
     expect(job('static-ip').result.interfaces).toEqual([
       expect.objectContaining({ name: 'ens192', mac: g.mac, addresses: ['10.0.2.15/24'] }),
     ]);
+  });
+
+  it('dracut: its initramfs extended with virtio (no dracut run), / on vda1, VMware Tools gone', () => {
+    const g = guests.get('dracut') as DebianGuest;
+    const j = job('dracut');
+    const plan = j.result.plan.join('\n');
+    // The drivers stay in dracut's configuration for the guest's own later rebuilds.
+    expect(plan).toMatch(/create \/etc\/dracut\.conf\.d\/\S+: load virtio_pci, virtio_blk/);
+    expect(plan).toMatch(/extend \/boot\/initrd\.img-\S+ with virtio_pci, virtio_blk/);
+    expect(plan).not.toMatch(/run dracut|update-initramfs/);
+    expect(j.after).toBe(j.before);
+    const b = booted('dracut');
+    expect(b.markers.root).toBe('/dev/vda1');
+    expect(b.markers.vmtools).toBe('absent');
+    expect(b.markers.ifaces.map((i) => [i.name, i.mac])).toEqual([['ens192', g.mac]]);
   });
 
   it('xen-pv (libvirt XML): console on ttyS0, / on vda1', () => {
