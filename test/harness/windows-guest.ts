@@ -1,8 +1,9 @@
 /**
  * The synthetic Windows guests of the conversion tests (there is no Windows install here): an
- * NTFS disk with SYSTEM and SOFTWARE hives grown from ../shared/fixtures/windows/minimal.hive
- * and a PE stub as cmd.exe, enough for libguestfs inspection and hivex. Windows XP (5.1),
- * Server 2003 (5.2), 7 (6.1, Select\Current = 2) and Server 2019 (10.0), each with VMware
+ * NTFS disk with SYSTEM and SOFTWARE hives (empty hives written by
+ * test/fixtures/windows-guest/empty_hive.py, grown with hivexregedit; nothing from outside the
+ * repository) and a PE stub as cmd.exe, enough for libguestfs inspection and hivex. Windows XP
+ * (5.1), Server 2003 (5.2), 7 (6.1, Select\Current = 2) and Server 2019 (10.0), each with VMware
  * services, exported as VMDK + .vmx; a disk without Windows; a Windows 7 disk whose SYSTEM hive
  * is damaged; a fake virtio-win tree (placeholder drivers in the ISO's layout) and its ISO.
  *
@@ -17,10 +18,8 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 
 const BUILDER = path.resolve(import.meta.dirname, '../fixtures/windows-guest');
-const MINIMAL_HIVE = path.resolve(
-  import.meta.dirname,
-  '../../../shared/fixtures/windows/minimal.hive',
-);
+/** The builder's files: the key hashes them, so a change to any of them rebuilds. */
+const BUILDER_FILES = ['build.py', 'empty_hive.py', 'guests.json'];
 const FIXTURES = '/var/tmp/v2v-load-fixtures';
 const BUILDER_VERSION = 'windows-guests-1';
 
@@ -47,10 +46,9 @@ export interface WindowsFixtures {
 
 async function builderKey(): Promise<string> {
   const h = createHash('sha256').update(BUILDER_VERSION);
-  for (const f of ['build.py', 'guests.json']) {
+  for (const f of BUILDER_FILES) {
     h.update(`\0${f}\0`).update(await fs.readFile(path.join(BUILDER, f)));
   }
-  h.update(await fs.readFile(MINIMAL_HIVE));
   return h.digest('hex').slice(0, 24);
 }
 
@@ -94,18 +92,14 @@ async function build(work: string): Promise<void> {
   const fh = await fs.open(log, 'a');
   try {
     const code = await new Promise<number | string>((resolve) => {
-      const child = spawn(
-        '/usr/bin/python3',
-        [path.join(BUILDER, 'build.py'), work, MINIMAL_HIVE],
-        {
-          stdio: ['ignore', fh.fd, fh.fd],
-          env: {
-            ...process.env,
-            LIBGUESTFS_BACKEND: 'direct',
-            LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg',
-          },
+      const child = spawn('/usr/bin/python3', [path.join(BUILDER, 'build.py'), work], {
+        stdio: ['ignore', fh.fd, fh.fd],
+        env: {
+          ...process.env,
+          LIBGUESTFS_BACKEND: 'direct',
+          LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg',
         },
-      );
+      });
       child.on('error', (e) => resolve(e.message));
       child.on('exit', (c, s) => resolve(s ?? c ?? 1));
     });
