@@ -3,7 +3,8 @@
  * as one batch on a queue (a private redis-server on loopback), converted by the real
  * converter, placed, defined and started on the local libvirt by 1 worker, then by 2 workers
  * (separate `v2v-load worker` processes, concurrency 1 each) on this 2-core machine. The
- * domains and files are removed after each run. The queue's overhead is the time per item not
+ * domains and files are removed after each run. `V2V_LOAD_BENCH_CONVERTER=fast` swaps in the
+ * test stand-in converter (the disks copied, the guest not changed): the queue's own costs. The queue's overhead is the time per item not
  * spent in a stage job (the hand-over from one stage to the next, through Redis).
  * {"bench":"queue","s_w1":..,"s_w2":..,"speedup":..,"queue_overhead_ms_per_item":..}
  */
@@ -29,21 +30,23 @@ async function removeDomains(names: readonly string[]): Promise<void> {
   }
 }
 
+/** `V2V_LOAD_BENCH_CONVERTER=fast`: the test stand-in converter (test/harness/fast-converter.ts). */
+const FAST = process.env.V2V_LOAD_BENCH_CONVERTER === 'fast';
+
 function worker(url: string, name: string): { child: ChildProcess; done: Promise<void> } {
-  const child = spawn(
-    'node',
-    [path.join(ROOT, 'bin/v2v-load.js'), 'worker', '--queue', url, '--worker-name', name, '-q'],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'inherit'],
-      // As the tests run it here: no working KVM on these machines (see ENVIRONMENT.md).
-      env: {
-        ...process.env,
-        LIBGUESTFS_BACKEND: 'direct',
-        LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg',
-      },
+  const cli = FAST
+    ? ['--import', 'tsx', path.join(ROOT, 'test/harness/fast-cli.ts')]
+    : [path.join(ROOT, 'bin/v2v-load.js')];
+  const child = spawn('node', [...cli, 'worker', '--queue', url, '--worker-name', name, '-q'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    // As the tests run it here: no working KVM on these machines (see ENVIRONMENT.md).
+    env: {
+      ...process.env,
+      LIBGUESTFS_BACKEND: 'direct',
+      LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg',
     },
-  );
+  });
   return { child, done: new Promise((r) => child.on('exit', () => r())) };
 }
 
@@ -69,9 +72,7 @@ export async function run(): Promise<void> {
       const file = path.join(dir, 'wave.json');
       await fs.writeFile(
         file,
-        JSON.stringify({
-          defaults: { pool, domainType: 'qemu', start: true },
-          items: vmxs.map((source, i) => ({ source, name: names[i] })),
+        JSON.stringify({ bench: 'queue', ...result, speedup, queue_overhead_ms_per_item: overhead, converter: FAST ? 'fast' : 'real' })),
         }),
       );
       const workers = Array.from({ length: w }, (_, i) => worker(redis.url, `bench-${i + 1}`));
@@ -105,6 +106,6 @@ export async function run(): Promise<void> {
   const speedup = Math.round(((result.s_w1 ?? 0) / (result.s_w2 ?? 1)) * 100) / 100;
   const overhead = Math.round(overheads.reduce((a, b) => a + b, 0) / Math.max(1, overheads.length));
   process.stdout.write(
-    `${JSON.stringify({ bench: 'queue', ...result, speedup, queue_overhead_ms_per_item: overhead })}\n`,
+    `${JSON.stringify({ bench: 'queue', converter: FAST ? 'fast' : 'real', ...result, speedup, queue_overhead_ms_per_item: overhead })}\n`,
   );
 }

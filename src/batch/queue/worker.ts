@@ -23,7 +23,6 @@ import {
   WaitingError,
   Worker,
 } from 'bullmq';
-import pLimit from 'p-limit';
 import type { DependencyContainer } from 'tsyringe';
 import { createRunContainer } from '../../di/composition-root.js';
 import { TOKENS } from '../../di/tokens.js';
@@ -122,7 +121,7 @@ export async function runQueueWorker(
   const name = opts.name ?? `${host}/${process.pid}`;
   const concurrency = opts.concurrency ?? 1;
   const lockDuration = opts.lockMs ?? 30_000;
-  const limit = pLimit(concurrency);
+  const slots = stageSlots(concurrency);
   // Redis away while the worker stops: the connections stop trying again, so nothing is left.
   let stopping = false;
   const retryStrategy = (times: number) => (stopping ? null : Math.min(200 * times, 2000));
@@ -289,7 +288,8 @@ export async function runQueueWorker(
         new Worker(
           q,
           (job: Job<StageJobData, StageResult>, token?: string) =>
-            limit(() => runStage(job, token)),
+            // An item's later stages go first: items are finished before more are started.
+            slots(q === hostQueue(host) ? 0 : 1, () => runStage(job, token)),
           { ...common, concurrency },
         ),
     ),
@@ -342,6 +342,35 @@ export async function runQueueWorker(
       new Promise((r) => setTimeout(r, 5000).unref()),
     ]);
   }
+}
+
+/**
+ * N stages at once, shared by the worker's queues; a waiting task of a lower `rank` goes first
+ * (in arrival order within a rank).
+ */
+function stageSlots(n: number) {
+  let active = 0;
+  const waiting: { rank: number; go: () => void }[] = [];
+  const next = () => {
+    while (active < n && waiting.length) {
+      const i = waiting.reduce((best, w, k) => (w.rank < (waiting[best]?.rank ?? 0) ? k : best), 0);
+      const [w] = waiting.splice(i, 1);
+      active++;
+      w?.go();
+    }
+  };
+  return async <T>(rank: number, fn: () => Promise<T>): Promise<T> => {
+    await new Promise<void>((go) => {
+      waiting.push({ rank, go });
+      next();
+    });
+    try {
+      return await fn();
+    } finally {
+      active--;
+      next();
+    }
+  };
 }
 
 /** How long a stopping worker waits for Redis to hear that it stops. */
