@@ -72,7 +72,9 @@ export async function run(): Promise<void> {
       const file = path.join(dir, 'wave.json');
       await fs.writeFile(
         file,
-        JSON.stringify({ bench: 'queue', ...result, speedup, queue_overhead_ms_per_item: overhead, converter: FAST ? 'fast' : 'real' })),
+        JSON.stringify({
+          defaults: { pool, domainType: 'qemu', start: true },
+          items: vmxs.map((source, i) => ({ source, name: names[i] })),
         }),
       );
       const workers = Array.from({ length: w }, (_, i) => worker(redis.url, `bench-${i + 1}`));
@@ -106,6 +108,6 @@ export async function run(): Promise<void> {
   const speedup = Math.round(((result.s_w1 ?? 0) / (result.s_w2 ?? 1)) * 100) / 100;
   const overhead = Math.round(overheads.reduce((a, b) => a + b, 0) / Math.max(1, overheads.length));
   process.stdout.write(
-    `${JSON.stringify({ bench: 'queue', converter: FAST ? 'fast' : 'real', ...result, speedup, queue_overhead_ms_per_item: overhead })}\n`,
+    `${JSON.stringify({ bench: 'queue', ...result, speedup, queue_overhead_ms_per_item: overhead, converter: FAST ? 'fast' : 'real' })}\n`,
   );
 }
