@@ -4,8 +4,10 @@
  * converter, placed, defined and started on the local libvirt by 1 worker, then by 2 workers
  * (separate `v2v-load worker` processes, concurrency 1 each) on this 2-core machine. The
  * domains and files are removed after each run. `V2V_LOAD_BENCH_CONVERTER=fast` swaps in the
- * test stand-in converter (the disks copied, the guest not changed): the queue's own costs. The queue's overhead is the time per item not
- * spent in a stage job (the hand-over from one stage to the next, through Redis).
+ * test stand-in converter (the disks copied, the guest not changed): the queue's own costs.
+ * The queue's overhead is the time per item not spent in a stage: the workers' time (from the
+ * first stage's start to the last item's end) outside stage jobs, per item (the hand-overs from
+ * one stage to the next, through Redis).
  * {"bench":"queue","s_w1":..,"s_w2":..,"speedup":..,"queue_overhead_ms_per_item":..}
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -92,11 +94,18 @@ export async function run(): Promise<void> {
           .map((i) => `${i.key}: ${i.error}`);
         throw new Error(`bench queue: ${w} workers: not all items done:\n${why.join('\n')}`);
       }
-      const per = timings.map((t) => t.end - t.start - t.inStages);
-      overheads.push(...per);
+      // The workers' time (w slots, from the first stage's start to the last item's end) not
+      // spent in a stage job, per item: the hand-overs through the queue.
+      const first = Math.min(...timings.map((t) => t.start));
+      const last = Math.max(...timings.map((t) => t.end));
+      const inStages = timings.reduce((a, t) => a + t.inStages, 0);
+      const per = Math.max(0, ((last - first) * w - inStages) / ITEMS);
+      overheads.push(per);
+      // An item's own span outside its stages (hand-overs and waiting for a free worker).
+      const span = timings.reduce((a, t) => a + (t.end - t.start - t.inStages), 0) / ITEMS;
       const conv = report.items.map((i) => (i.stageMs.convert ?? 0) / 1000);
       process.stdout.write(
-        `${w} worker${w > 1 ? 's' : ''}: ${ITEMS} items in ${s.toFixed(1)} s (convert per item ${Math.min(...conv).toFixed(1)}-${Math.max(...conv).toFixed(1)} s; outside stages ${Math.round(per.reduce((a, b) => a + b, 0) / per.length)} ms per item)\n`,
+        `${w} worker${w > 1 ? 's' : ''}: ${ITEMS} items in ${s.toFixed(1)} s (convert per item ${Math.min(...conv).toFixed(1)}-${Math.max(...conv).toFixed(1)} s; worker time outside stages ${Math.round(per)} ms per item; an item's span outside its stages ${Math.round(span)} ms)\n`,
       );
       result[`s_w${w}`] = Math.round(s * 10) / 10;
     }
