@@ -8,7 +8,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pidAlive } from '../convert/run-record.js';
+import { isTempSiblingOf, pidAlive } from '../convert/run-record.js';
 import type { Logger } from '../log/logger.js';
 import type { Node } from '../node/node.js';
 import { tempSibling } from '../node/temp-name.js';
@@ -127,13 +127,13 @@ export class ImportRecord {
       if (owner && other?.owner === owner) {
         log.debug(`${file}: taken over from an earlier stage run of ${owner} (${holder})`);
         await cleanStale(other);
-        await node.remove(file);
+        await ImportRecord.removeStale(node, file);
         continue;
       }
       if (other && other.host === mine.host && !(await pidAlive(other.pid))) {
         log.warn(`${file}: the import that owned it (${holder}) is gone; cleaning up after it`);
         await cleanStale(other);
-        await node.remove(file);
+        await ImportRecord.removeStale(node, file);
         continue;
       }
       throw new ImportBusyError(
@@ -144,6 +144,15 @@ export class ImportRecord {
       );
     }
     throw new ImportError(`${file}: could not take the import record`);
+  }
+
+  /** Removes a dead import's record and the temporary copies of it a kill left mid-write. */
+  private static async removeStale(node: Node, file: string): Promise<void> {
+    const dir = path.posix.dirname(file);
+    for (const e of await node.list(dir).catch(() => [])) {
+      if (isTempSiblingOf(e.name, file)) await node.remove(path.posix.join(dir, e.name));
+    }
+    await node.remove(file);
   }
 
   private static async read(node: Node, file: string): Promise<ImportRecordData | undefined> {
