@@ -33,6 +33,8 @@ const REQUIRED_PROGRAMS = [
   'guestfish',
   'ssh-keygen',
   'ssh',
+  'redis-server',
+  'redis-cli',
 ];
 
 async function onPath(program: string): Promise<boolean> {
