@@ -18,6 +18,7 @@ import type { MasterCache } from '../storage/master-cache.js';
 import { QemuImg } from '../storage/qemu-img.js';
 import {
   doesImageExist,
+  findImageIn,
   findInRepository,
   type ImageFiles,
   imageSize,
@@ -56,6 +57,7 @@ import {
   consoleLogPath,
   conversionRecordFilePath,
   copyOnWriteFilePath,
+  diskFileName,
   domainFileBaseName,
   domainName,
   domainXmlDirectoryPath,
@@ -911,29 +913,68 @@ export class VclProvisioner {
     return res.args.imageName ?? res.image.name;
   }
 
-  /** VCL's does_image_exist: the image's files (datastore first, then repository), or none. */
-  async doesImageExist(
-    res: Reservation,
-  ): Promise<{ exists: boolean; where: string | undefined; files: string[] }> {
-    const found = await doesImageExist(this.node, {
-      datastore: res.vmhost.datastorePath,
-      repository: res.vmhost.repositoryPath ?? undefined,
-      image: this.imageArg(res),
-    });
-    return { exists: !!found, where: found?.where, files: found?.files ?? [] };
+  /**
+   * The image's disks where VCL looks for it (the datastore first, then the repository): the
+   * first disk by its name, then `<image>-disk2`, `<image>-disk3`, … beside it (a master of
+   * several disks, as capture writes it), up to the first number missing.
+   */
+  private async imageDisks(
+    image: string,
+    locate: () => Promise<ImageFiles | undefined>,
+  ): Promise<ImageFiles[]> {
+    const first = await locate();
+    if (!first) return [];
+    const dir = path.posix.dirname(first.entry.path);
+    const disks = [first];
+    for (let n = 1; ; n++) {
+      const next = await findImageIn(this.node, dir, diskFileName(image, n), first.where);
+      if (!next) return disks;
+      disks.push(next);
+    }
   }
 
-  /** VCL's get_image_size_bytes (and get_image_size in MiB). */
-  async getImageSize(
+  private locateImage(res: Reservation, image: string): Promise<ImageFiles[]> {
+    return this.imageDisks(image, () =>
+      doesImageExist(this.node, {
+        datastore: res.vmhost.datastorePath,
+        repository: res.vmhost.repositoryPath ?? undefined,
+        image,
+      }),
+    );
+  }
+
+  /**
+   * VCL's does_image_exist: the image's files (datastore first, then repository), or none;
+   * every file of every disk, and how many disks.
+   */
+  async doesImageExist(
     res: Reservation,
-  ): Promise<{ bytes: number; mib: number; virtualBytes: number; where: string }> {
+  ): Promise<{ exists: boolean; where: string | undefined; disks: number; files: string[] }> {
+    const disks = await this.locateImage(res, this.imageArg(res));
+    return {
+      exists: disks.length > 0,
+      where: disks[0]?.where,
+      disks: disks.length,
+      files: disks.flatMap((d) => d.files),
+    };
+  }
+
+  /**
+   * VCL's get_image_size_bytes (and get_image_size in MiB): the bytes allocated, summed over
+   * every disk of the image (and each disk's extents and backing chain); `virtualBytes` is the
+   * sum of the disks' virtual sizes.
+   */
+  async getImageSize(res: Reservation): Promise<{
+    bytes: number;
+    mib: number;
+    virtualBytes: number;
+    disks: number;
+    where: string;
+  }> {
     const image = this.imageArg(res);
-    const found = await doesImageExist(this.node, {
-      datastore: res.vmhost.datastorePath,
-      repository: res.vmhost.repositoryPath ?? undefined,
-      image,
-    });
-    if (!found) {
+    const disks = await this.locateImage(res, image);
+    const first = disks[0];
+    if (!first) {
       throw new ProvisioningError(
         `image ${image} is neither in ${res.vmhost.datastorePath} nor in the repository`,
         {
@@ -941,23 +982,29 @@ export class VclProvisioner {
         },
       );
     }
-    const size = await imageSize(
-      this.qemu.allowing(path.posix.dirname(found.entry.path)),
-      found.entry,
-    );
+    let bytes = 0;
+    let virtualBytes = 0;
+    for (const d of disks) {
+      const size = await imageSize(this.qemu.allowing(path.posix.dirname(d.entry.path)), d.entry);
+      bytes += size.bytes;
+      virtualBytes += size.virtualBytes;
+    }
     return {
-      bytes: size.bytes,
-      mib: size.mib,
-      virtualBytes: size.virtualBytes,
-      where: found.where,
+      bytes,
+      mib: Math.ceil(bytes / (1024 * 1024)),
+      virtualBytes,
+      disks: disks.length,
+      where: first.where,
     };
   }
 
-  /** VCL's find_repository_image_file_paths. */
+  /** VCL's find_repository_image_file_paths: every file of every disk of the image there. */
   async findRepositoryImageFilePaths(res: Reservation): Promise<string[]> {
     const repo = res.vmhost.repositoryPath;
     if (!repo) return [];
-    return (await findInRepository(this.node, repo, this.imageArg(res)))?.files ?? [];
+    const image = this.imageArg(res);
+    const disks = await this.imageDisks(image, () => findInRepository(this.node, repo, image));
+    return disks.flatMap((d) => d.files);
   }
 
   /** VCL's get_image_repository_search_paths. */

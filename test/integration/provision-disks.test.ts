@@ -110,6 +110,27 @@ describe('images of several disks', () => {
     if (base) await fs.rm(base, { recursive: true, force: true });
   });
 
+  it('does_image_exist, the sizes and the repository files count every disk', async () => {
+    const dir = path.join(repo, IMAGE);
+    const files = [path.join(dir, `${IMAGE}.qcow2`), path.join(dir, `${IMAGE}-disk2.qcow2`)];
+    expect((await vcl(base, 'does_image_exist', doc(1))).json.result).toEqual({
+      exists: true,
+      where: 'repository',
+      disks: 2,
+      files,
+    });
+    expect((await vcl(base, 'find_repository_image_file_paths', doc(1))).json.result).toEqual(
+      files,
+    );
+    let allocated = 0;
+    for (const f of files) allocated += (await fs.stat(f)).blocks * 512;
+    const bytes = (await vcl(base, 'get_image_size_bytes', doc(1))).json.result;
+    expect(bytes).toBe(allocated);
+    expect((await vcl(base, 'get_image_size', doc(1))).json.result).toBe(
+      Math.ceil(allocated / 1048576),
+    );
+  });
+
   it('load: a COW image over each disk of a two-disk master fetched from the repository', async () => {
     const r = await vcl(base, 'load', doc(1));
     expect(r.json.error).toBeNull();
@@ -122,6 +143,12 @@ describe('images of several disks', () => {
     expect(await blockDevices(r.json.result.domain)).toEqual({ vda: cows[0], vdb: cows[1] });
     expect(await backingOf(cows[0] as string)).toBe(masters[0]);
     expect(await backingOf(cows[1] as string)).toBe(masters[1]);
+    expect((await vcl(base, 'does_image_exist', doc(1))).json.result).toEqual({
+      exists: true,
+      where: 'datastore',
+      disks: 2,
+      files: masters,
+    });
     const gen = (await vcl(base, 'generate_domain_xml', doc(1))).json.result as string;
     expect(gen).toContain(cows[1]);
   });

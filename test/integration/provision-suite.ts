@@ -227,6 +227,7 @@ export function provisionSuite(kind: 'local' | 'ssh', access: () => VmhostAccess
       expect(r.json.result).toEqual({
         exists: true,
         where: 'repository',
+        disks: 1,
         files: [path.join(repo, image, `${image}.qcow2`)],
       });
       const bytes = (await vcl(base, 'get_image_size_bytes', doc(1))).json.result;
@@ -241,6 +242,7 @@ export function provisionSuite(kind: 'local' | 'ssh', access: () => VmhostAccess
       const missing = { ...doc(1), args: { imageName: 'nosuch-image-v1' } };
       expect((await vcl(base, 'does_image_exist', missing)).json.result).toEqual({
         exists: false,
+        disks: 0,
         files: [],
       });
       const size = await vcl(base, 'get_image_size', missing);
