@@ -8,6 +8,12 @@
  * byte-identical; a reload does not convert again; a captured Windows image carries a
  * conversion record and its fetch from the repository is not converted again. The synthetic
  * disk does not boot: every load is made with postLoad.wait=false.
+ *
+ * With vmhost.virtioWinPath (the fake virtio-win ISO of the fixtures) a Windows 7 image gets the
+ * virtio drivers on its way to the master: the driver files in the guest, viostor and vioscsi as
+ * boot-start services, the CriticalDeviceDatabase (the golden change set of `v2v-load convert`
+ * on the same guest), DevicePath; its conversion record and the loaded domain say virtio for
+ * the disk and the NIC. Without it (Server 2003 above): IDE and e1000.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -26,6 +32,9 @@ const URI = 'qemu:///system';
 const PREFIX = 'v2vl11w';
 const IMAGE = `${PREFIX}vmwarewin-Win2003Server21-v1`;
 const CAPTURED = `${PREFIX}vmwarewin-Win2003Captured22-v1`;
+const VIRTIO = `${PREFIX}vmwarewin-Win7Virtio23-v1`;
+/** A network of the test's own: each load's domain gets one NIC (its model is asserted). */
+const NET = `${PREFIX}-net`;
 const GOLDEN = path.join(import.meta.dirname, '../golden/windows');
 
 async function sha256(file: string): Promise<string> {
@@ -101,6 +110,7 @@ describe('load of a Windows image from the repository', () => {
       vmPath: path.join(base, 'vms'),
       repositoryPath: repo,
       domainType: 'qemu',
+      virtualSwitch0: NET,
     },
     postLoad: { wait: false },
   });
@@ -111,20 +121,27 @@ describe('load of a Windows image from the repository', () => {
     await fs.chmod(base, 0o755);
     repo = path.join(base, 'repository');
     store = path.join(base, 'datastore');
-    for (const d of [path.join(repo, IMAGE), store, path.join(base, 'vms')]) {
+    for (const d of [
+      path.join(repo, IMAGE),
+      path.join(repo, VIRTIO),
+      store,
+      path.join(base, 'vms'),
+    ]) {
       await fs.mkdir(d, { recursive: true, mode: 0o755 });
     }
     repoImage = path.join(repo, IMAGE, `${IMAGE}.qcow2`);
-    await exec('qemu-img', [
-      'convert',
-      '-f',
-      'vmdk',
-      '-O',
-      'qcow2',
-      fx.guests.win2003.vmdk,
-      repoImage,
-    ]);
+    const toQcow2 = (vmdk: string, out: string) =>
+      exec('qemu-img', ['convert', '-f', 'vmdk', '-O', 'qcow2', vmdk, out]);
+    await toQcow2(fx.guests.win2003.vmdk, repoImage);
+    await toQcow2(fx.guests.win7.vmdk, path.join(repo, VIRTIO, `${VIRTIO}.qcow2`));
     repoSha = await sha256(repoImage);
+    await exec('virsh', ['-c', URI, 'net-destroy', NET]).catch(() => {});
+    const netXml = path.join(base, 'net.xml');
+    await fs.writeFile(
+      netXml,
+      `<network><name>${NET}</name><bridge name='${PREFIX}b0' stp='off'/></network>`,
+    );
+    await virsh('net-create', netXml);
   });
 
   afterAll(async () => {
@@ -136,6 +153,7 @@ describe('load of a Windows image from the repository', () => {
     for (const f of await fs.readdir('/tmp/vcl').catch(() => [])) {
       if (f.startsWith(`${PREFIX}-`)) await fs.rm(path.join('/tmp/vcl', f), { force: true });
     }
+    await exec('virsh', ['-c', URI, 'net-destroy', NET]).catch(() => {});
     if (base) await fs.rm(base, { recursive: true, force: true });
   });
 
@@ -165,7 +183,9 @@ describe('load of a Windows image from the repository', () => {
     expect(record.notes[0]).toMatch(/^VMware services in ControlSet001: disabled \(Start 4\) /);
     expect(record.warnings.join('\n')).toMatch(/gets IDE disks/);
     const xml = await virsh('dumpxml', r.json.result.domain);
-    expect(xml).toContain("bus='ide'");
+    expect(xml).toMatch(/<target dev='hda' bus='ide'\/>/);
+    expect(xml).not.toContain("bus='virtio'");
+    expect(xml).toContain("<model type='e1000'/>");
     expect(xml).toContain("<clock offset='localtime'");
     expect(xml).toMatch(/machine='pc-i440fx/);
     expect(await sha256(repoImage)).toBe(repoSha);
@@ -242,5 +262,75 @@ describe('load of a Windows image from the repository', () => {
     for (const d of [doc(1), doc(2, CAPTURED, 22)]) {
       expect((await vcl(base, 'post_maintenance_action', d)).json.error).toBeNull();
     }
+  });
+
+  it('with vmhost.virtioWinPath the master gets the virtio drivers; the domain gets a virtio disk and NIC', async () => {
+    const d = doc(3, VIRTIO, 23);
+    d.image.prettyName = 'Windows 7';
+    d.vmhost.virtioWinPath = fx.virtioWinIso;
+    const repoVirtio = path.join(repo, VIRTIO, `${VIRTIO}.qcow2`);
+    const repoVirtioSha = await sha256(repoVirtio);
+    const r = await vcl(base, 'load', d);
+    expect(r.json.error).toBeNull();
+    const master = path.join(store, `${VIRTIO}.qcow2`);
+    expect(r.json.result).toMatchObject({ masterCopied: true, masterConverted: true, master });
+    expect((await fs.readdir(store)).filter((f) => f.includes(VIRTIO)).sort()).toEqual([
+      `${VIRTIO}.conversion.json`,
+      `${VIRTIO}.qcow2`,
+    ]);
+    const record = JSON.parse(
+      await fs.readFile(path.join(store, `${VIRTIO}.conversion.json`), 'utf8'),
+    );
+    expect(record).toMatchObject({
+      image: VIRTIO,
+      how: 'windows-registry',
+      modules: { hvsource: 'vmware-windows' },
+      devices: { diskBus: 'virtio', nicModel: 'virtio', machine: 'q35' },
+      warnings: [],
+    });
+    const xml = await virsh('dumpxml', r.json.result.domain);
+    expect(xml).toMatch(/<target dev='vda' bus='virtio'\/>/);
+    expect(xml).not.toContain("bus='ide'");
+    expect(xml).toContain("<model type='virtio'/>");
+    expect(xml).toMatch(/machine='pc-q35/);
+    expect(await sha256(repoVirtio)).toBe(repoVirtioSha);
+
+    // the master read back: hives and driver files (Windows 7's current control set is 002)
+    expect((await vcl(base, 'power_off', d)).json.result).toBe(true);
+    const s = guestSpecs().guests.win7;
+    const sys32 = `/${s.systemRoot}/${s.system32}`;
+    const local = path.join(base, 'readback-virtio');
+    await fs.mkdir(local);
+    const files = await readNtfsFiles(master, local, {
+      SYSTEM: `${sys32}/config/${s.hiveNames[0]}`,
+      SOFTWARE: `${sys32}/config/${s.hiveNames[1]}`,
+      'viostor.sys': `${sys32}/drivers/viostor.sys`,
+      'vioscsi.sys': `${sys32}/drivers/vioscsi.sys`,
+      'netkvm.inf': `/${s.systemRoot}/Drivers/VirtIO/netkvm.inf`,
+    });
+    for (const f of ['viostor.sys', 'vioscsi.sys', 'netkvm.inf'] as const) {
+      expect(await fs.readFile(files[f], 'utf8')).toBe(`placeholder ${f} for w7/amd64\n`);
+    }
+    const system = await exportHive(files.SYSTEM, 'SYSTEM');
+    const cs = 'HKLM\\SYSTEM\\ControlSet002';
+    for (const svc of ['viostor', 'vioscsi']) {
+      const key = system.get(`${cs}\\Services\\${svc}`);
+      expect(key?.get('"Start"'), svc).toBe('dword:00000000');
+      expect(key?.get('"ImagePath"'), svc).toBe(`expand_sz:"system32\\\\drivers\\\\${svc}.sys"`);
+    }
+    const cdd = `${cs}\\Control\\CriticalDeviceDatabase`;
+    expect(
+      system.get(`${cdd}\\pci#ven_1af4&dev_1001&subsys_00021af4&rev_00`)?.get('"Service"'),
+    ).toBe('sz:"viostor"');
+    expect(system.get(`${cs}\\Services\\VMTools`)?.get('"Start"')).toBe('dword:00000004');
+    // SYSTEM: exactly what `v2v-load convert --virtio-win` makes of the same guest (golden)
+    expect(registryChanges(await exportHive(fx.guests.win7.system, 'SYSTEM'), system)).toBe(
+      await fs.readFile(path.join(GOLDEN, 'registry-win7-SYSTEM.changes'), 'utf8'),
+    );
+    const software = await exportHive(files.SOFTWARE, 'SOFTWARE');
+    expect(
+      software.get('HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion')?.get('"DevicePath"'),
+    ).toBe('expand_sz:"%SystemRoot%\\\\inf;%SystemRoot%\\\\Drivers\\\\VirtIO"');
+    expect((await vcl(base, 'post_maintenance_action', d)).json.error).toBeNull();
   });
 });
