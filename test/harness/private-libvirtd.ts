@@ -23,6 +23,10 @@ export interface PrivateLibvirtd {
   libvirtdPid(): Promise<number | undefined>;
   /** Kills libvirtd (SIGTERM) and starts it again in the same namespace. */
   restart(): Promise<void>;
+  /** Kills libvirtd (SIGTERM) only: its clients find it unreachable until `start`. */
+  kill(): Promise<void>;
+  /** Starts the killed libvirtd again in the same namespace and waits until it answers. */
+  start(): Promise<void>;
   /** Destroys its domains, stops both daemons, removes the directory. */
   stop(): Promise<void>;
 }
@@ -85,11 +89,17 @@ export async function startPrivateLibvirtd(): Promise<PrivateLibvirtd> {
     uri,
     libvirtdPid: () => pidOf(libvirtdPidFile),
     async restart() {
+      await lv.kill();
+      await lv.start();
+    },
+    async kill() {
       const pid = await pidOf(libvirtdPidFile);
       if (pid) {
         process.kill(pid, 'SIGTERM');
         await waitFor(async () => !(await pidOf(libvirtdPidFile)), 30_000, 'libvirtd to stop');
       }
+    },
+    async start() {
       const anchor = await pidOf(virtlogdPidFile);
       if (!anchor) throw new Error('private libvirtd: its virtlogd is gone');
       await fs.rm(libvirtdPidFile, { force: true });
