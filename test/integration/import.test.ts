@@ -15,13 +15,11 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type MainOptions, main } from '../../src/cli/main.js';
 import { placeFile } from '../../src/import/place.js';
 import { NodeFactory } from '../../src/node/node-factory.js';
 import { CleanupStack } from '../../src/run/cleanup.js';
-import { type CliRun, cli } from '../harness/cli.js';
+import { cli } from '../harness/cli.js';
 import { type DebianGuest, debianGuest } from '../harness/debian-guest.js';
-import { registerFastConverter } from '../harness/fast-converter.js';
 import {
   TINY_VMW_LOGIN,
   type TinyVmwareGuest,
@@ -91,25 +89,6 @@ function runCli(args: string[], killAt?: string): Promise<Run & { killed: boolea
       resolve({ status, signal, stdout, stderr, events, killed });
     });
   });
-}
-
-/** The CLI in this process, with a module swapped in the composition root. */
-async function cliWith(configure: MainOptions['configure'], ...args: string[]): Promise<CliRun> {
-  let stdout = '';
-  let stderr = '';
-  const status = await main(
-    args,
-    {
-      stdout: (t) => {
-        stdout += t;
-      },
-      stderr: (t) => {
-        stderr += t;
-      },
-    },
-    { configure },
-  );
-  return { status, stdout, stderr };
 }
 
 let work: string;
@@ -196,10 +175,9 @@ describe('import on this machine: kill -9 at each stage, then a rerun completes'
   it('a failure after the start removes the domain and every file of the import', async () => {
     const name = 'v2vt-fail';
     const dir = await pool('fail');
-    // The boot check cannot succeed within 1 s: the import fails after define and start. (The
-    // stand-in converter: the subject is the clean-up, the conversion is tested above.)
-    const r = await cliWith(
-      registerFastConverter,
+    // The boot check cannot succeed within 1 s: the import fails after its conversion, define
+    // and start.
+    const r = await cli(
       'import',
       tiny.vmx,
       '--name',
