@@ -11,7 +11,7 @@ PACKAGES=(
   python3-libvirt
   openssh-server openssh-client
   linux-image-amd64 klibc-utils cpio
-  debootstrap extlinux
+  debootstrap extlinux dpkg-repack
   syslinux mtools dosfstools
   ntfs-3g xorriso
   gcc libc6-dev
