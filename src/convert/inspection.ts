@@ -206,6 +206,37 @@ function initramfsToolOf(packages: Set<string>): InitramfsTool {
   return 'none';
 }
 
+/** Installed package names (libguestfs fails outright without a package database: empty). */
+async function packagesOf(guest: Guest, root: string): Promise<string[]> {
+  const apps = await guest.fs
+    .call<{ app2_name: string }[]>('inspect_list_applications2', root)
+    .catch((e: unknown) => {
+      if (e instanceof GuestfsError && /No such file or directory/.test(e.message)) return [];
+      throw e;
+    });
+  return [...new Set(apps.map((a) => a.app2_name))].sort();
+}
+
+/**
+ * The guest's software inspected again, its file systems still mounted (after the plan's
+ * prerequisites, e.g. a kernel package, were installed): packages, kernels, initramfs tool and
+ * bootloader as they are now; the rest as before.
+ */
+export async function reinspectSoftware(
+  guest: Guest,
+  before: GuestInspection,
+): Promise<GuestInspection> {
+  if (before.type !== 'linux') return before;
+  const packages = await packagesOf(guest, before.root);
+  return {
+    ...before,
+    packages,
+    kernels: await kernelsOf(guest),
+    initramfsTool: initramfsToolOf(new Set(packages)),
+    bootloader: await bootloaderOf(guest),
+  };
+}
+
 /**
  * Inspects the guest's disks and mounts its file systems (read-write, or read-only for a dry
  * run), returning what the modules decide from.
@@ -254,15 +285,8 @@ export async function inspectGuest(guest: Guest, readOnly: boolean): Promise<Gue
       // A secondary file system that does not mount (swap listed, damaged) is not fatal.
     }
   }
-  // libguestfs fails outright when the package database file is missing: that is an empty
-  // database for us (the pipeline refuses it with a clear error).
-  const apps = await g
-    .call<{ app2_name: string }[]>('inspect_list_applications2', root)
-    .catch((e: unknown) => {
-      if (e instanceof GuestfsError && /No such file or directory/.test(e.message)) return [];
-      throw e;
-    });
-  const packages = [...new Set(apps.map((a) => a.app2_name))].sort();
+  // A missing package database is an empty one for us (the pipeline refuses it clearly).
+  const packages = await packagesOf(guest, root);
   const isLinux = type === 'linux';
   const windows: WindowsInfo | undefined =
     type === 'windows'

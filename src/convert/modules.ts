@@ -104,9 +104,16 @@ export interface HvTarget {
   readonly name: string;
   /**
    * Throws a clear error, before anything is written, when the guest cannot be converted
-   * (e.g. no kernel with virtio and none given with `--with`).
+   * (e.g. no kernel with virtio and none given with `--with`). Called again with `installed`
+   * once the prerequisites are in the guest: what they installed must then be enough.
    */
-  canConfigure(ctx: ConversionContext): void;
+  canConfigure(ctx: ConversionContext, installed?: boolean): void;
+  /**
+   * Plans what must be in the guest before the rest is planned (a kernel package given with
+   * `--with kernel=`): the pipeline applies it first and inspects the guest's software again,
+   * so the plan sees the kernels, initramfs images and boot entries it installed.
+   */
+  planPrerequisites(plan: Plan, os: GuestOs, ctx: ConversionContext): Promise<void>;
   configureGuest(plan: Plan, os: GuestOs, ctx: ConversionContext): Promise<void>;
   /** The domain definition of the converted guest. */
   configureMetadata(ctx: ConversionContext): DomainDefinitionV2v;

@@ -2,9 +2,10 @@
  * The conversion, stage by stage, top to bottom (the v2v design's run):
  *
  *   read metadata → check every option and output → storage prepare → open the guest (one
- *   appliance) and inspect it → choose the modules → plan (HVSource unconfigures, HVTarget
- *   configures through the GuestOS) → apply the plan → close the guest → storage finish →
- *   write the domain XML → (verify the boot) → report.
+ *   appliance) and inspect it → choose the modules → (install the prerequisites, e.g. a kernel
+ *   given with --with, and inspect the guest's software again) → plan (HVSource unconfigures,
+ *   HVTarget configures through the GuestOS) → apply the plan → close the guest → storage
+ *   finish → write the domain XML → (verify the boot) → report.
  *
  * `--dry-run` stops after the plan: nothing is written anywhere (the source opens read-only).
  * Every resource is registered with the run's cleanup stack where it is made, so a failure or
@@ -38,7 +39,7 @@ import {
 } from './disks.js';
 import { ConversionError } from './errors.js';
 import type { InitramfsMode } from './initramfs.js';
-import { type GuestInspection, inspectGuest } from './inspection.js';
+import { type GuestInspection, inspectGuest, reinspectSoftware } from './inspection.js';
 import type {
   ConversionContext,
   GuestOs,
@@ -46,7 +47,7 @@ import type {
   HvTarget,
   InterfaceIdentity,
 } from './modules.js';
-import { applyPlan, describeAction, Plan, type PlannedAction } from './plan.js';
+import { type ApplyEvent, applyPlan, describeAction, Plan, type PlannedAction } from './plan.js';
 import { isTempSiblingOf, RunRecord, type RunRecordData } from './run-record.js';
 import { type NetworkMapping, type TargetDisk, targetLayout } from './target.js';
 import { type BootVerdict, verifyBoot } from './verify-boot.js';
@@ -57,6 +58,7 @@ export const STAGES = [
   'storage-prepare',
   'open-guest',
   'inspect',
+  'prerequisites',
   'plan',
   'apply',
   'close-guest',
@@ -225,6 +227,12 @@ export class Converter {
       if (!layout.disks.length) {
         throw new ConversionError(`${source.origin.source}: the guest has no disks`);
       }
+      for (const [k, v] of Object.entries(req.withFiles)) {
+        const st = await this.node.stat(v);
+        if (!st || st.type === 'directory') {
+          throw new UsageError(`--with ${k}=${v}: no such file on ${this.node.name}`);
+        }
+      }
       if (req.virtioWin !== undefined && !(await this.node.stat(req.virtioWin))) {
         throw new UsageError(
           `--virtio-win ${req.virtioWin}: no such directory or ISO file on ${this.node.name}`,
@@ -333,6 +341,24 @@ export class Converter {
         message: `no module undoes ${source.hypervisor} in a ${describeOs(inspection)} guest: its tools stay`,
       });
     }
+    const onAction = (e: ApplyEvent) =>
+      onEvent({ type: 'action', action: describeAction(e.action, false), ms: Math.round(e.ms) });
+
+    // Prerequisites (a kernel package given with --with): installed first, so the plan sees the
+    // kernels, initramfs images and boot entries they brought. A dry run installs nothing.
+    const pre = new Plan(guest);
+    await this.hvtarget.planPrerequisites(pre, guestos, ctx);
+    if (pre.actions.length && req.dryRun) {
+      pre.note(
+        'a dry run installs nothing: the plan after the install is made on the guest as it is now',
+      );
+    } else if (pre.actions.length) {
+      await stage('prerequisites', async () => {
+        await applyPlan(pre, guest, onAction);
+        ctx.inspection = await reinspectSoftware(guest, ctx.inspection);
+      });
+      this.hvtarget.canConfigure(ctx, true);
+    }
 
     // Plan.
     const { plan, interfaces } = await stage('plan', async () => {
@@ -342,7 +368,8 @@ export class Converter {
       await this.hvtarget.configureGuest(plan, guestos, ctx);
       return { plan, interfaces };
     });
-    for (const w of plan.warnings) onEvent({ type: 'warning', message: w });
+    const warnings = [...pre.warnings, ...plan.warnings];
+    for (const w of warnings) onEvent({ type: 'warning', message: w });
     const domain: DomainDefinitionV2v = this.hvtarget.configureMetadata(ctx);
     if (req.storage === 'in-place') {
       domain.disks = domain.disks.map((d, i) => ({
@@ -352,23 +379,25 @@ export class Converter {
       }));
     }
     const xml = buildTargetDomainXml(domain);
+    const actions = [...pre.actions, ...plan.actions];
+    const notes = [...pre.notes, ...plan.notes];
     const result = (xmlOut: string | undefined, disks: ImageRef[]): ConvertResult => ({
       name: layout.name,
       dryRun: req.dryRun,
       source: { kind, path: source.origin.source, hypervisor: source.hypervisor },
       guest: {
-        distro: inspection.distro,
-        version: `${inspection.majorVersion}.${inspection.minorVersion}`,
-        productName: inspection.productName,
-        kernels: inspection.kernels.map((k) => k.version),
-        initramfsTool: inspection.initramfsTool,
-        bootloader: inspection.bootloader.kind,
+        distro: ctx.inspection.distro,
+        version: `${ctx.inspection.majorVersion}.${ctx.inspection.minorVersion}`,
+        productName: ctx.inspection.productName,
+        kernels: ctx.inspection.kernels.map((k) => k.version),
+        initramfsTool: ctx.inspection.initramfsTool,
+        bootloader: ctx.inspection.bootloader.kind,
       },
       modules: { hvsource: hvsource?.name, guestos: guestos.name, hvtarget: this.hvtarget.name },
-      plan: plan.actions.map((a) => describeAction(a)),
-      planActions: plan.actions,
-      warnings: plan.warnings,
-      notes: plan.notes,
+      plan: actions.map((a) => describeAction(a)),
+      planActions: actions,
+      warnings,
+      notes,
       interfaces,
       disks: disks.map((d, i) => ({
         path: d.path,
@@ -386,11 +415,7 @@ export class Converter {
     }
 
     // Apply, then close the guest (unmount, sync, shut the appliance down).
-    await stage('apply', () =>
-      applyPlan(plan, guest, (e) =>
-        onEvent({ type: 'action', action: describeAction(e.action, false), ms: Math.round(e.ms) }),
-      ),
-    );
+    await stage('apply', () => applyPlan(plan, guest, onAction));
     await stage('close-guest', async () => {
       await session.call('umount_all');
       await session.call('sync');

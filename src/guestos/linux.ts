@@ -226,10 +226,11 @@ export class LinuxGuestOs implements GuestOs {
       if (k.initrd && (await this.planExtend(plan, ctx, k, k.initrd, drivers))) {
         // extended in place: nothing to rebuild
       } else if (insp.initramfsTool === 'initramfs-tools') {
+        // -u only updates an image that exists (a kernel package's scripts may have made none).
         plan.run(
-          ['update-initramfs', '-u', '-k', k.version],
+          ['update-initramfs', k.initrd ? '-u' : '-c', '-k', k.version],
           this.by,
-          `rebuild the initramfs of ${k.version}`,
+          `${k.initrd ? 'rebuild' : 'create'} the initramfs of ${k.version}`,
         );
       } else if (insp.initramfsTool === 'dracut') {
         // The guest's own hostonly choice stands (a generic image is slow to build under TCG);
@@ -253,11 +254,22 @@ export class LinuxGuestOs implements GuestOs {
     const expect = ctx.target.disks.map((d) => d.guestDev);
     // grub.cfg names the same kernels and initramfs files as before (they were rebuilt under
     // their own names) and had its device names edited with the rest, so it is regenerated
-    // only when the kernels changed (a kernel installed with --with): under TCG grub-mkconfig
-    // costs tens of seconds. Either way every root= and resume= is checked below.
+    // only when the kernels changed (a kernel installed with --with) and it lacks one that
+    // boots (the package's scripts usually regenerated it already, in the appliance): under
+    // TCG grub-mkconfig costs tens of seconds. Either way every root= and resume= is checked.
     const kernelsChanged = !!ctx.options.withFiles.kernel;
+    const newest = insp.kernels.filter((k) => !k.xenOnly).at(-1);
+    if (ctx.options.virtio && newest && !hasVirtio(newest)) {
+      plan.warn(
+        `${newest.version} is the newest kernel and has no virtio drivers: the bootloader's default entry boots it, and it will not find its disk`,
+      );
+    }
     if (bl.kind === 'grub2' && bl.config && kernelsChanged) {
-      plan.run(this.family.grubMkconfig(bl.config), this.by, 'regenerate the grub configuration');
+      const words = ((await plan.read(bl.config)) ?? '').split(/\s+/);
+      if (!kernels.every((k) => words.some((w) => w.endsWith(`/vmlinuz-${k.version}`)))) {
+        plan.run(this.family.grubMkconfig(bl.config), this.by, 'regenerate the grub configuration');
+      }
+      // Generated in the appliance (by us or the package's scripts): appliance disk names.
       plan.rewriteDevices(
         bl.config,
         applianceMap,

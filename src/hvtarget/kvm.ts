@@ -29,6 +29,9 @@ export const VIRTIO_DRIVERS = [
  */
 export const IDE_DRIVERS = ['ata_piix', 'ata_generic', 'sd_mod'];
 
+/** Where a kernel package given with `--with kernel=` is put in the guest to be installed. */
+export const KERNEL_PACKAGE_IN_GUEST = '/var/tmp/v2v-load-kernel-package';
+
 /** OVMF firmware files as Debian and RHEL install them. */
 const OVMF = {
   loader: '/usr/share/OVMF/OVMF_CODE.fd',
@@ -40,7 +43,7 @@ export class KvmTarget implements HvTarget {
   /** The Windows side (registry drivers, virtio-win, domain clock and Hyper-V). */
   private readonly windows = new KvmWindowsTarget();
 
-  canConfigure(ctx: ConversionContext): void {
+  canConfigure(ctx: ConversionContext, installed = false): void {
     const insp = ctx.inspection;
     if (insp.type === 'windows') {
       this.windows.canConfigure(ctx);
@@ -59,8 +62,28 @@ export class KvmTarget implements HvTarget {
         },
       );
     }
+    const kernelPkg = ctx.options.withFiles.kernel;
+    if (kernelPkg && !installed) {
+      const ext = kernelPkg.endsWith('.rpm') ? 'rpm' : kernelPkg.endsWith('.deb') ? 'deb' : '';
+      if (ext !== insp.packageFormat) {
+        throw new ConversionError(
+          `${ctx.source.name}: --with kernel=${kernelPkg}: the guest installs ${insp.packageFormat || 'no'} packages${ext ? `, not ${ext}` : ' (the file name must end in .deb or .rpm)'}`,
+          { hint: `give a kernel package of the guest's distribution (.${insp.packageFormat})` },
+        );
+      }
+    }
     if (ctx.options.virtio && !insp.kernels.some((k) => !k.xenOnly && hasVirtio(k))) {
-      if (ctx.options.withFiles.kernel) return;
+      if (kernelPkg && installed) {
+        throw new ConversionError(
+          `${ctx.source.name}: --with kernel=${kernelPkg} was installed, but still no kernel in the guest has virtio drivers (${insp.kernels
+            .map((k) => k.version)
+            .join(', ')})`,
+          {
+            hint: 'give a kernel package whose modules include virtio_blk, virtio_net and virtio_pci (or built in), or convert with --no-virtio',
+          },
+        );
+      }
+      if (kernelPkg) return;
       throw new ConversionError(
         `${ctx.source.name}: no kernel in the guest has virtio drivers (${insp.kernels
           .map((k) => k.version)
@@ -80,23 +103,23 @@ export class KvmTarget implements HvTarget {
     }
   }
 
+  /**
+   * A kernel package given with `--with kernel=` is uploaded and installed with the guest's own
+   * package tool (its scripts make the kernel's initramfs and boot entry, as on the guest), and
+   * the uploaded file removed again.
+   */
+  async planPrerequisites(plan: Plan, _os: GuestOs, ctx: ConversionContext): Promise<void> {
+    const kernelPkg = ctx.options.withFiles.kernel;
+    if (ctx.inspection.type !== 'linux' || !kernelPkg) return;
+    const inGuest = KERNEL_PACKAGE_IN_GUEST;
+    const install = ctx.inspection.packageFormat === 'rpm' ? ['rpm', '-i'] : ['dpkg', '-i'];
+    plan.upload(kernelPkg, inGuest, BY, 'kernel with virtio given by --with');
+    plan.run([...install, inGuest], BY, 'install the kernel given by --with');
+    plan.run(['rm', '-f', inGuest], BY, 'the uploaded package is not kept');
+  }
+
   async configureGuest(plan: Plan, os: GuestOs, ctx: ConversionContext): Promise<void> {
     if (ctx.inspection.type === 'windows') return this.windows.configureGuest(plan, os, ctx);
-    const kernelPkg = ctx.options.withFiles.kernel;
-    if (kernelPkg) {
-      const tool = kernelPkg.endsWith('.rpm') ? ['rpm', '-i'] : ['dpkg', '-i'];
-      plan.upload(
-        kernelPkg,
-        '/var/tmp/v2v-load-kernel-package',
-        BY,
-        'kernel with virtio given by --with',
-      );
-      plan.run(
-        [...tool, '/var/tmp/v2v-load-kernel-package'],
-        BY,
-        'install the kernel given by --with',
-      );
-    }
     const drivers = ctx.options.virtio ? VIRTIO_DRIVERS : IDE_DRIVERS;
     await os.enableDrivers(plan, drivers, ctx);
     await os.remapDeviceNames(plan, ctx.target.deviceMap, ctx);

@@ -279,6 +279,45 @@ describe('prepareBootable', () => {
     ]);
   });
 
+  it('after a --with kernel whose package regenerated grub.cfg: no second grub-mkconfig, appliance names rewritten', async () => {
+    const ctx = conversionContext(
+      vmwareSource(),
+      vmwareDebian({
+        kernels: [
+          kernel('6.1.0-50-amd64', false),
+          { ...kernel('6.1.0-57-amd64'), initrd: undefined },
+        ],
+      }),
+      { withFiles: { kernel: '/srv/pkgs/linux-image-6.1.0-57-amd64.deb' } },
+    );
+    const plan = new Plan(
+      new MemGuest({
+        '/boot/grub/grub.cfg':
+          "menuentry 'Debian GNU/Linux' {\n\tlinux\t/boot/vmlinuz-6.1.0-57-amd64 root=/dev/sda1 ro\n}\n",
+      }),
+    );
+    await debian.prepareBootable(plan, ctx);
+    expect(plan.actions.map((a) => (a.kind === 'run' ? a.argv.join(' ') : a.kind))).toEqual([
+      // the package's scripts made no initramfs: created, not updated
+      'update-initramfs -c -k 6.1.0-57-amd64',
+      'rewrite-devices',
+    ]);
+    expect(plan.actions.at(-1)).toMatchObject({ map: {}, expect: ['vda'] });
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it('warns when the newest kernel, the one grub boots by default, has no virtio', async () => {
+    const ctx = conversionContext(
+      vmwareSource(),
+      vmwareDebian({ kernels: [kernel('6.1.0-28-amd64'), kernel('6.1.0-50-amd64', false)] }),
+    );
+    const plan = new Plan(new MemGuest());
+    await debian.prepareBootable(plan, ctx);
+    expect(plan.warnings).toEqual([
+      "6.1.0-50-amd64 is the newest kernel and has no virtio drivers: the bootloader's default entry boots it, and it will not find its disk",
+    ]);
+  });
+
   it('removes the LVM devices file (disk IDs change) before the initramfs rebuild', async () => {
     const ctx = conversionContext(
       vmwareSource(),

@@ -66,7 +66,10 @@ describe('canConfigure', () => {
   });
 
   it('accepts a guest without virtio kernels given --with kernel=, or with --no-virtio', () => {
-    const insp = debianInspection({ kernels: [kernel('2.6.18-8.el5', false)] });
+    const insp = debianInspection({
+      kernels: [kernel('2.6.18-8.el5', false)],
+      packageFormat: 'rpm',
+    });
     expect(() =>
       kvm.canConfigure(
         conversionContext(vmwareSource(), insp, { withFiles: { kernel: '/srv/k.rpm' } }),
@@ -75,6 +78,34 @@ describe('canConfigure', () => {
     expect(() =>
       kvm.canConfigure(conversionContext(vmwareSource(), insp, { virtio: false })),
     ).not.toThrow();
+  });
+
+  it('--with kernel=: refuses a package the guest cannot install, before anything is written', () => {
+    const e = refusal(
+      { kernels: [kernel('2.6.18-8.el5', false)] },
+      { withFiles: { kernel: '/srv/k.rpm' } },
+    );
+    expect(e.message).toBe(
+      'web: --with kernel=/srv/k.rpm: the guest installs deb packages, not rpm',
+    );
+    expect(e.hint).toContain('(.deb)');
+    expect(refusal({}, { withFiles: { kernel: '/srv/kernel.tar' } }).message).toBe(
+      'web: --with kernel=/srv/kernel.tar: the guest installs deb packages (the file name must end in .deb or .rpm)',
+    );
+  });
+
+  it('--with kernel=: once installed, still no kernel with virtio is a clear error', () => {
+    const ctx = conversionContext(
+      vmwareSource(),
+      debianInspection({
+        kernels: [kernel('6.1.0-50-amd64', false), kernel('6.1.0-57-amd64', false)],
+      }),
+      { withFiles: { kernel: '/srv/linux-image-6.1.0-57-amd64.deb' } },
+    );
+    expect(() => kvm.canConfigure(ctx)).not.toThrow();
+    expect(() => kvm.canConfigure(ctx, true)).toThrow(
+      'web: --with kernel=/srv/linux-image-6.1.0-57-amd64.deb was installed, but still no kernel in the guest has virtio drivers (6.1.0-50-amd64, 6.1.0-57-amd64)',
+    );
   });
 
   it('refuses virtio without an initramfs tool; --no-virtio does not need one', () => {
@@ -103,14 +134,14 @@ describe('canConfigure', () => {
   });
 });
 
-describe('configureGuest', () => {
-  it('--with kernel=PATH: uploads and installs the package before the drivers and the rebuild', async () => {
+describe('planPrerequisites', () => {
+  it('--with kernel=PATH: uploads the package, installs it with the guest tool, removes it', async () => {
     const ctx = conversionContext(vmwareSource(), debianInspection(), {
       withFiles: { kernel: '/srv/pkgs/linux-image-6.1.0-28-amd64.deb' },
     });
     const plan = new Plan(new MemGuest());
-    await kvm.configureGuest(plan, new DebianGuestOs(), ctx);
-    expect(plan.actions.slice(0, 2)).toEqual([
+    await kvm.planPrerequisites(plan, new DebianGuestOs(), ctx);
+    expect(plan.actions).toEqual([
       expect.objectContaining({
         kind: 'upload-file',
         from: '/srv/pkgs/linux-image-6.1.0-28-amd64.deb',
@@ -120,15 +151,35 @@ describe('configureGuest', () => {
         kind: 'run',
         argv: ['dpkg', '-i', '/var/tmp/v2v-load-kernel-package'],
       }),
+      expect.objectContaining({
+        kind: 'run',
+        argv: ['rm', '-f', '/var/tmp/v2v-load-kernel-package'],
+      }),
     ]);
-    const rpm = conversionContext(vmwareSource(), debianInspection(), {
+    const rpm = conversionContext(vmwareSource(), debianInspection({ packageFormat: 'rpm' }), {
       withFiles: { kernel: '/srv/k.rpm' },
     });
     const plan2 = new Plan(new MemGuest());
-    await kvm.configureGuest(plan2, new DebianGuestOs(), rpm);
+    await kvm.planPrerequisites(plan2, new DebianGuestOs(), rpm);
     expect(plan2.actions[1]).toMatchObject({
       argv: ['rpm', '-i', '/var/tmp/v2v-load-kernel-package'],
     });
+  });
+
+  it('nothing without --with kernel=; configureGuest itself installs nothing', async () => {
+    const plan = new Plan(new MemGuest());
+    await kvm.planPrerequisites(
+      plan,
+      new DebianGuestOs(),
+      conversionContext(vmwareSource(), debianInspection()),
+    );
+    expect(plan.actions).toEqual([]);
+    const ctx = conversionContext(vmwareSource(), debianInspection(), {
+      withFiles: { kernel: '/srv/pkgs/linux-image-6.1.0-28-amd64.deb' },
+    });
+    const plan2 = new Plan(new MemGuest());
+    await kvm.configureGuest(plan2, new DebianGuestOs(), ctx);
+    expect(plan2.actions.some((a) => a.kind === 'upload-file')).toBe(false);
   });
 });
 

@@ -187,7 +187,7 @@ export function convertCommand(ctx: CliContext) {
             type: 'string',
             array: true,
             describe:
-              'a file a module needs: kernel=PATH (a kernel package with virtio); repeatable',
+              "a file a module needs: kernel=PATH (a .deb or .rpm kernel package with virtio, installed with the guest's own package tool); repeatable",
           })
           .option('virtio-win', {
             type: 'string',
