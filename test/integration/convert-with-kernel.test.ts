@@ -141,6 +141,19 @@ describe('convert --with kernel=PKG.deb (a guest whose kernel lacks virtio)', ()
     expect(await fs.readdir(out)).toEqual([]);
   });
 
+  it('--dry-run shows the install first and installs nothing', async () => {
+    const out = path.join(work, 'dry-run');
+    await fs.mkdir(out);
+    const before = await sha256(vmdk);
+    const r = await cli('convert', vmx, '--with', `kernel=${kdeb.deb}`, '-o', out, '--dry-run');
+    expect(r.status, r.stderr.slice(-4000)).toBe(0);
+    expect(r.stdout).toContain('Plan (nothing was written):');
+    expect(r.stdout).toContain('run dpkg -i /var/tmp/v2v-load-kernel-package');
+    expect(r.stdout).toContain('a dry run installs nothing');
+    expect(await fs.readdir(out)).toEqual([]);
+    expect(await sha256(vmdk)).toBe(before);
+  }, 600_000);
+
   it('installs the package with the guest dpkg; its kernel gets virtio in its initramfs and boots from vda', async () => {
     const rel = kdeb.release;
     const out = path.join(work, 'out');
