@@ -6,12 +6,12 @@
  * their disk in their pool; the report names each item's node; the sources are not written.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { batchImport } from '../../src/batch/index.js';
+import { sha256File } from '../harness/hash.js';
 import { tinyVmwareCopies, tinyVmwareGuest } from '../harness/tiny-vmware-guest.js';
 
 const exec = promisify(execFile);
@@ -24,11 +24,7 @@ async function virsh(...args: string[]): Promise<string> {
   return (await exec('virsh', ['-c', URI, ...args])).stdout;
 }
 
-async function sha256(file: string): Promise<string> {
-  return createHash('sha256')
-    .update(await fs.readFile(file))
-    .digest('hex');
-}
+const sha256 = sha256File;
 
 async function removeDomains(): Promise<void> {
   for (const n of NAMES) {

@@ -11,7 +11,6 @@
  * update-initramfs and update-grub run in the appliance).
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,20 +18,12 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../harness/cli.js';
 import { type DebianGuest, debianGuest } from '../harness/debian-guest.js';
+import { sha256File } from '../harness/hash.js';
 import { hostKernelDeb, type KernelDeb } from '../harness/kernel-package.js';
 
 const exec = promisify(execFile);
 
-async function sha256(file: string): Promise<string> {
-  const h = createHash('sha256');
-  const fh = await fs.open(file);
-  try {
-    for await (const chunk of fh.createReadStream()) h.update(chunk);
-  } finally {
-    await fh.close();
-  }
-  return h.digest('hex');
-}
+const sha256 = sha256File;
 
 interface ResultJson {
   disks: { path: string }[];

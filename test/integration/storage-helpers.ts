@@ -3,8 +3,7 @@
  * small images with the real qemu-img, checksums, and "nothing left behind" listings.
  */
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,6 +12,7 @@ import { afterAll, inject } from 'vitest';
 import type { Node } from '../../src/node/node.js';
 import { NodeFactory } from '../../src/node/node-factory.js';
 import { parseSshUrl } from '../../src/node/node-spec.js';
+import { sha256File } from '../harness/hash.js';
 
 const exec = promisify(execFile);
 
@@ -96,12 +96,7 @@ export async function randomRaw(file: string, mib: number, dataMib = mib): Promi
   }
 }
 
-/** sha256 of a file. */
-export async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk);
-  return h.digest('hex');
-}
+export { sha256File };
 
 /** True when two images hold the same data (`qemu-img compare`). */
 export async function sameData(a: string, fa: string, b: string, fb: string): Promise<boolean> {
