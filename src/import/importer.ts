@@ -155,7 +155,8 @@ export interface ImportResult {
  * started domain: recorded once done), removes what an unfinished earlier run left, runs the
  * stages up to `upTo` and returns, keeping what it made. A failed run removes only what that
  * run was making; {@link Importer.discard} removes the whole item (its last stage failed for
- * good). The last stage run releases the record.
+ * good). The record stays after the last stage too (the queue may lose a stage's result and run
+ * it again: it resumes); {@link Importer.finish} removes it once the item is done.
  */
 export interface StagedRun {
   /** The queue item owning the import record: `queue:BATCH/ITEM`. */
@@ -304,6 +305,8 @@ export class Importer {
       const xmlPath = path.posix.join(pool, `${name}.xml`);
       const consoleLog = path.posix.join(pool, `${name}-console.log`);
       let resume: Resume | undefined;
+      /** The earlier run's files this run resumes with. */
+      let kept: string[] = [];
       const record = await ImportRecord.acquire(
         node,
         pool,
@@ -349,6 +352,7 @@ export class Importer {
               keepStaging: true,
               keepDomain: !!resume.defined,
             });
+            kept = keep;
           } else {
             await this.cleanStale(node, pool, name, stale, { keep: [], keepStaging: false });
           }
@@ -359,6 +363,32 @@ export class Importer {
       // keeps the record for the next stage (its last run releases it; discard removes all).
       if (!staged) {
         this.cleanup.defer(`release the import record ${record.path}`, () => record.release());
+      } else {
+        // However the stage run ends, the next may take the record (nothing once released).
+        this.cleanup.defer(`hand on the import record ${record.path}`, () => record.pause());
+      }
+      const resumed = resume as Resume | undefined;
+      let keptHandle: { dismiss(): void } | undefined;
+      if (resumed) {
+        // What the earlier run finished is this run's now: recorded at once (the whole record
+        // follows below), so a failure before that loses none of it; an import that is not
+        // staged removes it when it fails, as it does its own outputs.
+        await record.update({
+          outputs: kept,
+          staging,
+          fingerprint,
+          converted: resumed.converted,
+          placed: resumed.placed,
+          defined: resumed.defined,
+          domainStarted: resumed.started,
+          ...(resumed.uuid ? { domainUuid: resumed.uuid } : {}),
+        });
+        if (!staged) {
+          keptHandle = this.cleanup.defer(
+            `remove the resumed files of the failed import of ${name}`,
+            () => this.removeOutputs(node, pool, kept),
+          );
+        }
       }
 
       const existing = resume?.defined
@@ -423,6 +453,7 @@ export class Importer {
         : this.cleanup.defer(`remove the files of the failed import of ${name}`, () =>
             this.removeOutputs(node, pool, [...disks, xmlPath, consoleLog]),
           );
+      keptHandle?.dismiss(); // among the outputs: the handle above covers them
       if (staging && !resume?.placed) {
         if (!resume) await this.local.remove(staging, { recursive: true });
         await this.local.mkdir(staging, { recursive: true, mode: 0o755 });
@@ -625,7 +656,8 @@ export class Importer {
     // Success: the domain and its files are the user's now.
     domainHandle.dismiss();
     prep.outputs.dismiss();
-    if (staged) await record.release();
+    // A staged run keeps the record: the item's end (finish) removes it, once the queue took
+    // every stage's result; a run of this stage again (its result lost) then resumes.
     return {
       name,
       uuid,
@@ -652,20 +684,9 @@ export class Importer {
    * (or the source cannot be read, so no name is known: then no stage made anything).
    */
   async discard(req: ImportRequest, owner: string): Promise<void> {
-    let name = req.name;
-    if (!name) {
-      try {
-        const kind = req.input ?? guessKind(req.source);
-        const reader = readerFor(kind, this.readers);
-        name = (await this.readSource(reader, req.source, req.readerOptions ?? {})).name;
-      } catch {
-        return; // the source cannot be read: no import of it made anything
-      }
-    }
-    const pool = req.pool ?? DEFAULT_POOL;
-    const uri = req.connect ?? DEFAULT_LIBVIRT_URI;
-    const node = await this.nodes.get(req.target ?? {});
-    if (!(await node.stat(ImportRecord.fileFor(pool, name)))) return;
+    const at = await this.recordOf(req);
+    if (!at) return;
+    const { node, pool, name, uri } = at;
     const record = await ImportRecord.acquire(
       node,
       pool,
@@ -676,6 +697,37 @@ export class Importer {
       owner,
     );
     await record.release();
+  }
+
+  /**
+   * A staged import's item is done (the queue has every stage's result): its record goes, and
+   * with it nothing else (the domain and its files are the user's). Nothing to do when it is
+   * gone already.
+   */
+  async finish(req: ImportRequest, owner: string): Promise<void> {
+    const at = await this.recordOf(req);
+    if (at) await ImportRecord.finish(at.node, at.pool, at.name, owner, this.log);
+  }
+
+  /** Where a staged import of `req` keeps its record, when it has one. */
+  private async recordOf(
+    req: ImportRequest,
+  ): Promise<{ node: Node; pool: string; name: string; uri: string } | undefined> {
+    let name = req.name;
+    if (!name) {
+      try {
+        const kind = req.input ?? guessKind(req.source);
+        const reader = readerFor(kind, this.readers);
+        name = (await this.readSource(reader, req.source, req.readerOptions ?? {})).name;
+      } catch {
+        return undefined; // the source cannot be read: no import of it made anything
+      }
+    }
+    const pool = req.pool ?? DEFAULT_POOL;
+    const uri = req.connect ?? DEFAULT_LIBVIRT_URI;
+    const node = await this.nodes.get(req.target ?? {});
+    if (!(await node.stat(ImportRecord.fileFor(pool, name)))) return undefined;
+    return { node, pool, name, uri };
   }
 
   private async readSource(reader: MetadataReader, source: string[], options: ReaderOptions) {

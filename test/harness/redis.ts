@@ -21,8 +21,11 @@ export interface PrivateRedis {
   /** The password it requires, when one was asked for. */
   password: string | undefined;
   pid(): number | undefined;
-  /** Stops it (SIGTERM: it writes its files) and starts it again on the same port. */
-  restart(): Promise<void>;
+  /**
+   * Stops it (SIGTERM: it writes its files) and starts it again on the same port, after `downMs`
+   * (default at once).
+   */
+  restart(opts?: { downMs?: number }): Promise<void>;
   /** Stops it and removes its directory. */
   stop(): Promise<void>;
 }
@@ -120,8 +123,9 @@ export async function startPrivateRedis(opts: RedisOptions = {}): Promise<Privat
     url: `redis://127.0.0.1:${port}/0`,
     password: opts.password,
     pid: () => child?.pid,
-    async restart() {
+    async restart({ downMs = 0 } = {}) {
       await halt();
+      await new Promise((r) => setTimeout(r, downMs));
       await start();
     },
     async stop() {

@@ -66,6 +66,8 @@ export type WorkerEvent =
       retry: boolean;
     }
   | { type: 'stage'; state: 'returned'; job: string; stage: QueueStage }
+  /** The job's lock ran out (Redis away longer than the lock): stopped here, handed over. */
+  | { type: 'stage'; state: 'lost'; job: string; stage: QueueStage }
   | { type: 'item'; job: string; status: 'done' | 'failed'; message?: string }
   | { type: 'redis'; message: string };
 
@@ -145,9 +147,23 @@ export async function runQueueWorker(
     return it;
   };
 
-  const runStage = async (job: Job<StageJobData, StageResult>, token?: string) => {
+  /**
+   * One stage run. `lost` aborts when the job's lock could not be renewed: the queue counts the
+   * job as stalled and hands it to a worker again, so this run stops and cleans up at once (the
+   * next run waits for that: the item's import record says a run is still at work).
+   */
+  const runStage = async (
+    job: Job<StageJobData, StageResult>,
+    token?: string,
+    lost?: AbortSignal,
+  ): Promise<StageResult> => {
     const d = job.data;
     const jobName = job.id ?? '?';
+    if (lost?.aborted) {
+      // Lost while it waited for a slot: never started here.
+      emit({ type: 'stage', state: 'lost', job: jobName, stage: d.stage });
+      throw new WaitingError();
+    }
     if (opts.scope.signal.aborted) {
       await job.moveToWait(token);
       throw new WaitingError();
@@ -161,6 +177,15 @@ export async function runQueueWorker(
     const scope = new RunScope(log);
     const onAbort = () => scope.interrupt(opts.scope.interruption?.signal ?? 'SIGTERM');
     opts.scope.signal.addEventListener('abort', onAbort, { once: true });
+    if (opts.scope.signal.aborted) onAbort();
+    const onLost = () => {
+      log.warn(
+        `${jobName}: its lock on the queue ran out (Redis away for longer than --lock-timeout?): stopped here, the queue hands it over`,
+      );
+      scope.interrupt('SIGTERM');
+    };
+    lost?.addEventListener('abort', onLost, { once: true });
+    if (lost?.aborted) onLost(); // lost while Redis held the progress update above
     const spans: StageSpan[] = [];
     let current: StageSpan | undefined;
     const parts = STAGE_PARTS[d.stage];
@@ -185,7 +210,7 @@ export async function runQueueWorker(
         { owner, upTo: UP_TO[d.stage] },
       );
       const ended = Date.now();
-      emit({ type: 'stage', state: 'done', job: jobName, stage: d.stage, ms: ended - started });
+      // 'done' is told once the queue took the result (the worker's 'completed' event).
       return {
         stage: d.stage,
         worker: name,
@@ -206,6 +231,12 @@ export async function runQueueWorker(
       } satisfies StageResult;
     } catch (e) {
       await scope.cleanup.run();
+      if (lost?.aborted) {
+        // Not ours any more: no failure recorded, nothing discarded; the stalled-job check
+        // moves the job back to wait.
+        emit({ type: 'stage', state: 'lost', job: jobName, stage: d.stage });
+        throw new WaitingError();
+      }
       if (opts.scope.signal.aborted) {
         // This worker stops: the job goes back for another one (not a failed attempt).
         emit({ type: 'stage', state: 'returned', job: jobName, stage: d.stage });
@@ -241,6 +272,7 @@ export async function runQueueWorker(
     } finally {
       await scope.cleanup.run();
       opts.scope.signal.removeEventListener('abort', onAbort);
+      lost?.removeEventListener('abort', onLost);
     }
   };
 
@@ -264,6 +296,12 @@ export async function runQueueWorker(
       const plan = stagesOf(job.data.request);
       const next = plan.find((s) => !done.some((r) => r.stage === s));
       if (!next) {
+        // Every stage's result is in: the item's import record goes (a Redis outage may lose
+        // this job's completion; a run again finds no record and ends the same).
+        const run = await createRunContainer(root, {}, { scope: new RunScope(log) });
+        await run
+          .resolve<Importer>(TOKENS.Importer)
+          .finish(job.data.request, recordOwner(job.data.batch, job.data.key));
         emit({ type: 'item', job: job.id ?? '?', status: 'done' });
         return { stages: done.map((r) => r.stage) };
       }
@@ -281,18 +319,32 @@ export async function runQueueWorker(
   };
 
   const names = [stageQueue(), ...(opts.labels ?? []).map((l) => stageQueue(l)), hostQueue(host)];
+  const stageWorkers = names.map((q) => {
+    const w = new Worker(
+      q,
+      (job: Job<StageJobData, StageResult>, token?: string, lost?: AbortSignal) =>
+        // An item's later stages go first: items are finished before more are started.
+        slots(q === hostQueue(host) ? 0 : 1, () => runStage(job, token, lost)),
+      { ...common, concurrency },
+    );
+    // A lock that could not be renewed: the job is the queue's again; its run here stops.
+    w.on('lockRenewalFailed', (ids: string[]) => {
+      for (const id of ids) w.cancelJob(id, 'lock lost');
+    });
+    w.on('completed', (job: Job<StageJobData, StageResult>, r: StageResult) =>
+      emit({
+        type: 'stage',
+        state: 'done',
+        job: job.id ?? '?',
+        stage: job.data.stage,
+        ms: r.ended - r.started,
+      }),
+    );
+    return w;
+  });
   const workers: Worker[] = [
     new Worker(ITEMS_QUEUE, runItem, { ...common, concurrency: 16 }),
-    ...names.map(
-      (q) =>
-        new Worker(
-          q,
-          (job: Job<StageJobData, StageResult>, token?: string) =>
-            // An item's later stages go first: items are finished before more are started.
-            slots(q === hostQueue(host) ? 0 : 1, () => runStage(job, token)),
-          { ...common, concurrency },
-        ),
-    ),
+    ...stageWorkers,
   ];
   let lastError = '';
   for (const w of workers) {

@@ -73,7 +73,9 @@ export function workerCommand(ctx: CliContext) {
           else if (e.state === 'done')
             ctx.log.info(`${e.job}: done (${(e.ms / 1000).toFixed(1)} s)`);
           else if (e.state === 'returned') ctx.log.info(`${e.job}: handed back to the queue`);
-          else {
+          else if (e.state === 'lost') {
+            ctx.log.warn(`${e.job}: its lock ran out; stopped here, the queue hands it over`);
+          } else {
             ctx.log.warn(
               `${e.job}: failed${e.retry ? ' (will be tried again)' : ''}: ${e.message.split('\n')[0]}`,
             );
