@@ -457,8 +457,11 @@ export class Converter {
 
     let verify: BootVerdict | undefined;
     if (req.verifyBoot) {
+      // A snapshot output is an overlay over the source: its chain reaches the sources' folders
+      // (which the conversion read already), so the throwaway overlays over it may too.
+      const chainDirs = source.disks.map((d) => path.dirname(d.path));
       verify = await stage('verify-boot', () =>
-        verifyBoot(this.qemu, domain, {
+        verifyBoot(this.qemu.allowing(...chainDirs), domain, {
           uri: req.connect,
           timeoutMs: req.verifyTimeoutMs,
           signal: this.signal,
