@@ -25,7 +25,7 @@ import type { ReaderKind, SourceGuest, SourceHypervisor } from '../metadata/mode
 import type { MetadataReader, ReaderOptions } from '../metadata/reader.js';
 import { guessKind, readerFor } from '../metadata/registry.js';
 import type { Node } from '../node/node.js';
-import { tempSibling } from '../node/temp-name.js';
+import { scratchName, tempSibling } from '../node/temp-name.js';
 import { DEFAULT_LIBVIRT_URI, Virsh } from '../provisioning/libvirt/virsh.js';
 import type { CleanupHandle, CleanupStack } from '../run/cleanup.js';
 import type { ImageRef } from '../storage/image-format.js';
@@ -550,8 +550,8 @@ export class Converter {
   }
 
   private async makeTmpDir(): Promise<string> {
-    const r = await this.node.run(['mktemp', '-d', '/var/tmp/v2v-load-convert-XXXXXXXX']);
-    const dir = r.stdout.trim();
+    const dir = scratchName('/var/tmp/v2v-load-convert-');
+    await this.node.mkdir(dir, { mode: 0o700 });
     this.cleanup.defer(`remove ${dir}`, () => this.node.remove(dir, { recursive: true }));
     return dir;
   }

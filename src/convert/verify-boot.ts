@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { buildTargetDomainXml, type DomainDefinitionV2v } from '../hvtarget/domain.js';
 import type { Logger } from '../log/logger.js';
+import { scratchName } from '../node/temp-name.js';
 import { buildXml } from '../provisioning/libvirt/domain-xml-types.js';
 import { DEFAULT_LIBVIRT_URI, Virsh } from '../provisioning/libvirt/virsh.js';
 import type { CleanupStack } from '../run/cleanup.js';
@@ -96,7 +97,8 @@ export async function verifyBoot(
   const node = qemu.node;
   const virsh = new Virsh(node, opts.uri ?? DEFAULT_LIBVIRT_URI);
   const id = randomBytes(4).toString('hex');
-  const dir = (await node.run(['mktemp', '-d', '/var/tmp/v2v-load-verify-XXXXXXXX'])).stdout.trim();
+  const dir = scratchName('/var/tmp/v2v-load-verify-');
+  await node.mkdir(dir, { mode: 0o700 });
   const dirHandle = opts.cleanup.defer(`remove ${dir}`, () =>
     node.remove(dir, { recursive: true }),
   );

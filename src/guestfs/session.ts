@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { CommandError, V2vError, type V2vErrorOptions } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Node, RunResult } from '../node/node.js';
+import { scratchName } from '../node/temp-name.js';
 import { AGENT_PY } from './agent-py.js';
 
 /** The system Python, which has Debian's python3-guestfs (not a pyenv or venv python on PATH). */
@@ -207,7 +208,8 @@ export class GuestfsSession {
     opts = { ...opts, env: { ...env, ...(opts.env ?? {}) } };
     // The agent script goes into a private directory on the node (not into argv: logs and ps
     // show a short command line).
-    const dir = (await node.run(['mktemp', '-d', '/tmp/v2v-load-guestfs-XXXXXXXX'])).stdout.trim();
+    const dir = scratchName('/tmp/v2v-load-guestfs-');
+    await node.mkdir(dir, { mode: 0o700 });
     try {
       await node.writeFileAtomic(`${dir}/v2v-load-guestfs-agent.py`, AGENT_PY, { mode: 0o600 });
     } catch (e) {

@@ -14,6 +14,7 @@ import {
   type VirtioDriverName,
   type WindowsDriverFiles,
 } from '../guestos/windows.js';
+import { scratchName } from '../node/temp-name.js';
 
 export interface VirtioWinTree {
   source: string;
@@ -153,9 +154,8 @@ export async function driverFiles(
 ): Promise<WindowsDriverFiles[]> {
   let base = tree.source;
   if (tree.kind === 'iso' && picks.length) {
-    base = (
-      await io.node.run(['mktemp', '-d', '/var/tmp/v2v-load-virtio-win-XXXXXXXX'])
-    ).stdout.trim();
+    base = scratchName('/var/tmp/v2v-load-virtio-win-');
+    await io.node.mkdir(base, { mode: 0o700 });
     const dir = base;
     io.cleanup.defer(`remove ${dir}`, () => io.node.remove(dir, { recursive: true }));
     const argv = ['xorriso', '-osirrox', 'on', '-indev', tree.source];

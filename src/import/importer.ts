@@ -40,7 +40,7 @@ import { guessKind, readerFor } from '../metadata/registry.js';
 import type { Node } from '../node/node.js';
 import type { NodeFactory } from '../node/node-factory.js';
 import type { NodeSpec } from '../node/node-spec.js';
-import { tempSibling } from '../node/temp-name.js';
+import { scratchName, tempSibling } from '../node/temp-name.js';
 import { DEFAULT_LIBVIRT_URI, LibvirtConnection } from '../provisioning/libvirt/connection.js';
 import type { Domain } from '../provisioning/libvirt/domain.js';
 import { isNotFound, isOperationInvalid } from '../provisioning/libvirt/errors.js';
@@ -731,9 +731,8 @@ export class Importer {
   }
 
   private async readSource(reader: MetadataReader, source: string[], options: ReaderOptions) {
-    const dir = (
-      await this.local.run(['mktemp', '-d', '/var/tmp/v2v-load-import-XXXXXXXX'])
-    ).stdout.trim();
+    const dir = scratchName('/var/tmp/v2v-load-import-');
+    await this.local.mkdir(dir, { mode: 0o700 });
     try {
       return await reader.read(source, options, {
         node: this.local,

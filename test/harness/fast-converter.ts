@@ -20,7 +20,7 @@ import type { Logger } from '../../src/log/logger.js';
 import type { MetadataReader } from '../../src/metadata/reader.js';
 import { guessKind, readerFor } from '../../src/metadata/registry.js';
 import type { Node } from '../../src/node/node.js';
-import { tempSibling } from '../../src/node/temp-name.js';
+import { scratchName, tempSibling } from '../../src/node/temp-name.js';
 import type { CleanupStack } from '../../src/run/cleanup.js';
 import type { QemuImg } from '../../src/storage/qemu-img.js';
 
@@ -49,9 +49,8 @@ export class FastConverter {
     };
     const kind = req.input ?? guessKind(req.source);
     const source = await stage('read-metadata', async () => {
-      const dir = (
-        await this.node.run(['mktemp', '-d', '/var/tmp/v2v-load-fast-XXXXXXXX'])
-      ).stdout.trim();
+      const dir = scratchName('/var/tmp/v2v-load-fast-');
+      await this.node.mkdir(dir, { mode: 0o700 });
       try {
         return await readerFor(kind, this.readers).read(req.source, req.readerOptions ?? {}, {
           node: this.node,

@@ -39,6 +39,8 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const FAST_CLI = ['node', '--import', 'tsx', path.join(ROOT, 'test/harness/fast-cli.ts')];
 const REAL_CLI = ['node', path.join(ROOT, 'bin/v2v-load.js')];
 const PASSWORD = 'q-s3cret-7Hx2';
+/** The scratch folders of imports, conversions and the stand-in converter. */
+const SCRATCH = /^v2v-load-(import|convert|verify|fast)-[0-9a-f]{12}$/;
 
 let work: string;
 let lv: PrivateLibvirtd;
@@ -175,6 +177,11 @@ async function removeDomains(names: readonly string[]): Promise<void> {
   );
 }
 
+/** The scratch folders in /var/tmp now (other runs' too: compare before and after). */
+async function scratchFolders(): Promise<string[]> {
+  return (await fs.readdir('/var/tmp')).filter((f) => SCRATCH.test(f)).sort();
+}
+
 async function domains(): Promise<string[]> {
   const { stdout } = await exec('virsh', ['-c', lv.uri, 'list', '--all', '--name']);
   return stdout.split('\n').filter(Boolean).sort();
@@ -206,6 +213,7 @@ afterAll(async () => {
 
 describe('batch on a queue, two workers (one in a network namespace of its own)', () => {
   it('20 items and a broken one, through a Redis restart: 20 done once each, 1 failed', async () => {
+    const scratchBefore = await scratchFolders();
     const names = Array.from({ length: 20 }, (_, i) => `v2vq-${i + 1}`);
     await tinyVmwareCopies(tiny, path.join(work, 'sources'), names);
     await tinyVmwareCopies(
@@ -287,11 +295,14 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
     // libvirtd goes away while items are being defined: a stage that meets it is retried after
     // its backoff (it is up again by then), never failed. It is started again once one stage
     // failed for it (or after 60 s, when no stage needed it meanwhile).
+    // (A stage may also be retried because the run before it, which lost its job in the Redis
+    // outage, is still stopping: that one says so, not libvirtd.)
     const libvirtdRetry = (e: Record<string, unknown>) =>
       e.event === 'stage' &&
       e.state === 'failed' &&
       e.retry === true &&
-      !String(e.job).endsWith('/convert');
+      !String(e.job).endsWith('/convert') &&
+      /libvirt/i.test(String(e.message));
     await until(() => done() >= doneAtRestart + 3, 300_000, '3 more items done');
     await lv.kill();
     await until(
@@ -353,9 +364,9 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
     expect(report.items.find((i) => i.key === 'v2vq-20')?.status).toBe('done');
     expect(report.items.find((i) => i.key === 'v2vq-20')?.attempts).toBeGreaterThanOrEqual(2);
     // The stages that lost their job in the Redis outage stopped, and were done once elsewhere
-    // or again (below: each stage done exactly once).
+    // or again (below: each stage done exactly once). How many did varies (none when every
+    // stage in flight had finished and only its result was lost: it runs again and resumes).
     const lost = a.events.concat(b.events).filter((e) => e.event === 'stage' && e.state === 'lost');
-    expect(lost.length).toBeGreaterThan(0);
     // The items whose stage met the dead libvirtd: tried again, then done; their error said so.
     expect(metLibvirtd.length).toBeGreaterThan(0);
     for (const k of metLibvirtd) {
@@ -399,6 +410,8 @@ describe('batch on a queue, two workers (one in a network namespace of its own)'
     expect(table.stdout).toContain('20 done, 1 failed');
     expect(await fs.readFile(html, 'utf8')).toContain('worker netns');
 
+    // No scratch folder of a stage run is left, not even of one stopped when it lost its job.
+    expect(await scratchFolders()).toEqual(scratchBefore);
     // On the node: 20 domains, each once, running; in the pool only their files.
     expect(await domains()).toEqual([...names].sort());
     const files = (await fs.readdir(pool)).sort();
