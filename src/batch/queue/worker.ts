@@ -299,9 +299,14 @@ export async function runQueueWorker(
         // Every stage's result is in: the item's import record goes (a Redis outage may lose
         // this job's completion; a run again finds no record and ends the same).
         const run = await createRunContainer(root, {}, { scope: new RunScope(log) });
+        // The stages found the guest's name: the source is not read again for it.
+        const request = {
+          ...job.data.request,
+          name: job.data.request.name ?? done[0]?.result?.name,
+        };
         await run
           .resolve<Importer>(TOKENS.Importer)
-          .finish(job.data.request, recordOwner(job.data.batch, job.data.key));
+          .finish(request, recordOwner(job.data.batch, job.data.key));
         emit({ type: 'item', job: job.id ?? '?', status: 'done' });
         return { stages: done.map((r) => r.stage) };
       }
