@@ -25,7 +25,8 @@ import type { ReaderKind, SourceGuest, SourceHypervisor } from '../metadata/mode
 import type { MetadataReader, ReaderOptions } from '../metadata/reader.js';
 import { guessKind, readerFor } from '../metadata/registry.js';
 import type { Node } from '../node/node.js';
-import { scratchName, tempSibling } from '../node/temp-name.js';
+import { scratchName, scratchParents, sweepDeadScratch } from '../node/scratch.js';
+import { tempSibling } from '../node/temp-name.js';
 import { DEFAULT_LIBVIRT_URI, Virsh } from '../provisioning/libvirt/virsh.js';
 import type { CleanupHandle, CleanupStack } from '../run/cleanup.js';
 import type { ImageRef } from '../storage/image-format.js';
@@ -209,6 +210,14 @@ export class Converter {
     const reader = readerFor(kind, this.readers);
     const readerOptions = req.readerOptions ?? {};
     reader.check(req.source, readerOptions);
+    // What runs killed outright left in scratch folders goes first (never in a dry run, which
+    // writes nothing).
+    if (!req.dryRun) {
+      await sweepDeadScratch(this.node, {
+        parents: scratchParents(readerOptions.tmpDir),
+        log: this.log,
+      });
+    }
     const read = await stage('read-metadata', () => this.readSource(reader, req, readerOptions));
     const source: SourceGuest =
       req.sourceHypervisor && read.hypervisor === 'unknown'

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { buildTargetDomainXml, type DomainDefinitionV2v } from '../hvtarget/domain.js';
 import type { Logger } from '../log/logger.js';
-import { scratchName } from '../node/temp-name.js';
+import { scratchName } from '../node/scratch.js';
 import { buildXml } from '../provisioning/libvirt/domain-xml-types.js';
 import { DEFAULT_LIBVIRT_URI, Virsh } from '../provisioning/libvirt/virsh.js';
 import type { CleanupStack } from '../run/cleanup.js';

@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { CommandError, V2vError, type V2vErrorOptions } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Node, RunResult } from '../node/node.js';
-import { scratchName } from '../node/temp-name.js';
+import { scratchName } from '../node/scratch.js';
 import { AGENT_PY } from './agent-py.js';
 
 /** The system Python, which has Debian's python3-guestfs (not a pyenv or venv python on PATH). */

@@ -14,7 +14,7 @@ import {
   type VirtioDriverName,
   type WindowsDriverFiles,
 } from '../guestos/windows.js';
-import { scratchName } from '../node/temp-name.js';
+import { scratchName } from '../node/scratch.js';
 
 export interface VirtioWinTree {
   source: string;

@@ -40,7 +40,8 @@ import { guessKind, readerFor } from '../metadata/registry.js';
 import type { Node } from '../node/node.js';
 import type { NodeFactory } from '../node/node-factory.js';
 import type { NodeSpec } from '../node/node-spec.js';
-import { scratchName, tempSibling } from '../node/temp-name.js';
+import { scratchName, scratchParents, sweepDeadScratch } from '../node/scratch.js';
+import { tempSibling } from '../node/temp-name.js';
 import { DEFAULT_LIBVIRT_URI, LibvirtConnection } from '../provisioning/libvirt/connection.js';
 import type { Domain } from '../provisioning/libvirt/domain.js';
 import { isNotFound, isOperationInvalid } from '../provisioning/libvirt/errors.js';
@@ -255,6 +256,11 @@ export class Importer {
       const reader = readerFor(kind, this.readers);
       const readerOptions = req.readerOptions ?? {};
       reader.check(req.source, readerOptions);
+      // Scratch folders of runs killed outright (this machine's; the target node's below).
+      await sweepDeadScratch(this.local, {
+        parents: scratchParents(readerOptions.tmpDir),
+        log: this.log,
+      });
       const source = await this.readSource(reader, req.source, readerOptions);
       const name = req.name ?? source.name;
       if (!NAME_RE.test(name)) {
@@ -268,6 +274,7 @@ export class Importer {
       const conn = new LibvirtConnection(node, uri);
       // Cleanup runs after an interruption too: its virsh commands must not be bound to it.
       const cleanupConn = new LibvirtConnection(unbound, uri);
+      if (!unbound.isLocal) await sweepDeadScratch(node, { log: this.log });
       if ((await node.stat(pool))?.type !== 'directory') {
         throw new ImportError(`--pool ${pool}: no such directory on ${node.name}`, {
           hint: 'create it (QEMU must be able to read it: mode 0755 or 0711)',

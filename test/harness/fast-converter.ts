@@ -20,7 +20,8 @@ import type { Logger } from '../../src/log/logger.js';
 import type { MetadataReader } from '../../src/metadata/reader.js';
 import { guessKind, readerFor } from '../../src/metadata/registry.js';
 import type { Node } from '../../src/node/node.js';
-import { scratchName, tempSibling } from '../../src/node/temp-name.js';
+import { scratchName } from '../../src/node/scratch.js';
+import { tempSibling } from '../../src/node/temp-name.js';
 import type { CleanupStack } from '../../src/run/cleanup.js';
 import type { QemuImg } from '../../src/storage/qemu-img.js';
 

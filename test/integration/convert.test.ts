@@ -20,6 +20,7 @@ import { type BootResult, bootDisk, STUCK_PATTERNS } from '../harness/boot.js';
 import { cli } from '../harness/cli.js';
 import { type DebianGuest, type DebianVariant, debianGuest } from '../harness/debian-guest.js';
 import { sha256File as sha256 } from '../harness/hash.js';
+import { scratchOf } from '../harness/scratch.js';
 
 const exec = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -505,6 +506,7 @@ describe('dry run, bad input and failures', () => {
     expect(stderr).toMatch(/is gone; cleaning up after it/);
     expect(stdout).toContain('"event":"result"');
     expect((await fs.readdir(out)).sort()).toEqual([`${g.name}-sda.qcow2`, `${g.name}.xml`]);
+    expect(await scratchOf([child.pid as number])).toEqual([]);
     expect(await sha256(g.disk)).toBe(before);
   });
 });

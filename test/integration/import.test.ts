@@ -20,6 +20,7 @@ import { NodeFactory } from '../../src/node/node-factory.js';
 import { CleanupStack } from '../../src/run/cleanup.js';
 import { cli } from '../harness/cli.js';
 import { type DebianGuest, debianGuest } from '../harness/debian-guest.js';
+import { scratchOf } from '../harness/scratch.js';
 import {
   TINY_VMW_LOGIN,
   type TinyVmwareGuest,
@@ -62,7 +63,10 @@ interface Run {
 }
 
 /** Runs the built CLI; with `killAt`, SIGKILLs it as soon as that import stage starts. */
-function runCli(args: string[], killAt?: string): Promise<Run & { killed: boolean }> {
+function runCli(
+  args: string[],
+  killAt?: string,
+): Promise<Run & { killed: boolean; pid: number | undefined }> {
   return new Promise((resolve) => {
     const child = spawn('node', [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -86,7 +90,7 @@ function runCli(args: string[], killAt?: string): Promise<Run & { killed: boolea
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
-      resolve({ status, signal, stdout, stderr, events, killed });
+      resolve({ status, signal, stdout, stderr, events, killed, pid: child.pid });
     });
   });
 }
@@ -132,8 +136,10 @@ describe('import on this machine: kill -9 at each stage, then a rerun completes'
       '--json',
     ];
     const record = `.${name}.v2v-load-import`;
+    const killedPids: number[] = [];
     for (const stage of ['convert', 'place', 'define', 'start', 'verify-boot']) {
       const r = await runCli(args, stage);
+      if (r.pid) killedPids.push(r.pid);
       expect(r.killed, `${stage}: ${r.stderr}`).toBe(true);
       expect(r.signal).toBe('SIGKILL');
       // The dead run's record is there for the next one to find.
@@ -164,6 +170,8 @@ describe('import on this machine: kill -9 at each stage, then a rerun completes'
       [`${name}-console.log`, `${name}-sda.qcow2`, `${name}.xml`].sort(),
     );
     expect((await domainNames()).filter((n) => n === name)).toHaveLength(1);
+    // No scratch folder of a killed run is left in /var/tmp or /tmp (the rerun sweeps them).
+    expect(await scratchOf(killedPids)).toEqual([]);
     const xml = await virsh('dumpxml', name);
     expect(xml).toContain(`<source file='${dir}/${name}-sda.qcow2'`);
     expect(xml).toContain(`<log file='${dir}/${name}-console.log' append='on'/>`);

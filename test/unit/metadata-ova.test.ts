@@ -127,7 +127,10 @@ async function buildAppliance(kind: Kind, options: StageOptions = {}, name: stri
 /** Extraction directories have random names: make them stable for golden files. */
 function stable(guest: SourceGuest): SourceGuest {
   return JSON.parse(
-    JSON.stringify(guest).replace(/\/v2v-load-ova-[A-Za-z0-9]{6}\//g, '/v2v-load-ova-XXXXXX/'),
+    JSON.stringify(guest).replace(
+      /\/v2v-load-ova-[0-9a-f]{8}-[0-9]+-[0-9a-f]{12}\//g,
+      '/v2v-load-ova-XXXXXX/',
+    ),
   );
 }
 
@@ -274,7 +277,7 @@ describe('OvaReader: the archive kinds found in the wild (golden)', () => {
     const guest = await reader.read([archive], c.options, ctx);
     const [extractDir, ...more] = await fs.readdir(c.options.tmpDir);
     expect(more).toEqual([]);
-    expect(extractDir).toMatch(/^v2v-load-ova-[A-Za-z0-9]{6}$/);
+    expect(extractDir).toMatch(/^v2v-load-ova-[0-9a-f]{8}-[0-9]+-[0-9a-f]{12}$/);
     const ext = path.join(c.options.tmpDir, extractDir as string);
     expect((await fs.stat(ext)).mode & 0o777).toBe(0o700);
     const iso = guest.cdroms[0]?.path ?? '';
@@ -312,9 +315,13 @@ describe('OvaReader: the archive kinds found in the wild (golden)', () => {
           path.relative(c.options.tmpDir, p),
         ),
       ).toEqual([
-        expect.stringMatching(/^v2v-load-ova-[A-Za-z0-9]{6}\/win2019-delta2\.vmdk$/),
-        expect.stringMatching(/^v2v-load-ova-[A-Za-z0-9]{6}\/win2019-delta1\.vmdk$/),
-        expect.stringMatching(/^v2v-load-ova-[A-Za-z0-9]{6}\/win2019-base\.vmdk$/),
+        expect.stringMatching(
+          /^v2v-load-ova-[0-9a-f]{8}-[0-9]+-[0-9a-f]{12}\/win2019-delta2\.vmdk$/,
+        ),
+        expect.stringMatching(
+          /^v2v-load-ova-[0-9a-f]{8}-[0-9]+-[0-9a-f]{12}\/win2019-delta1\.vmdk$/,
+        ),
+        expect.stringMatching(/^v2v-load-ova-[0-9a-f]{8}-[0-9]+-[0-9a-f]{12}\/win2019-base\.vmdk$/),
       ]);
       expect(top?.inArchive?.member).toBe('win2019-delta2.vmdk');
       expect(

@@ -11,6 +11,7 @@ import { formatGuest, guestToJson } from '../../metadata/printer.js';
 import type { MetadataReader, ReaderOptions } from '../../metadata/reader.js';
 import { guessKind, readerFor, readerOptionSpecs } from '../../metadata/registry.js';
 import type { Node } from '../../node/node.js';
+import { scratchName } from '../../node/scratch.js';
 import { defineCommand } from '../command.js';
 import type { CliContext } from '../context.js';
 import { nodeSpecFrom, withNodeOptions } from '../node-options.js';
@@ -91,7 +92,9 @@ export function inspectCommand(ctx: CliContext) {
       // First pass: every option is checked before anything is read or any node is reached.
       reader.check(sources, options);
       const run = await createRunContainer(ctx.root, nodeSpecFrom(args));
-      const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'v2v-load-inspect-'));
+      // Named for this run: one killed outright leaves it to a later conversion's sweep.
+      const tmpDir = scratchName(path.join(os.tmpdir(), 'v2v-load-inspect-'));
+      await fs.mkdir(tmpDir, { mode: 0o700 });
       try {
         const guest = await reader.read(sources, options, {
           node: run.resolve<Node>(TOKENS.Node),

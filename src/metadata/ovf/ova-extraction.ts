@@ -7,6 +7,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { MetadataError, UsageError } from '../../errors.js';
+import { scratchName } from '../../node/scratch.js';
 import type { CleanupHandle, CleanupStack } from '../../run/cleanup.js';
 import { StorageError } from '../../storage/errors.js';
 
@@ -61,7 +62,9 @@ export class Extraction {
         { hint: 'give an existing directory with room for the OVA members to extract' },
       );
     }
-    const dir = await fs.mkdtemp(path.join(this.parent, 'v2v-load-ova-'));
+    // Named for its owner: a run killed outright leaves it to the next run's sweep.
+    const dir = scratchName(path.join(this.parent, 'v2v-load-ova-'));
+    await fs.mkdir(dir, { mode: 0o700 });
     await fs.chmod(dir, 0o700);
     this.dir = dir;
     this.registered = this.cleanup?.defer(`remove OVA extraction directory ${dir}`, () =>
