@@ -1,13 +1,14 @@
 /**
  * Scratch folders (`/var/tmp/v2v-load-convert-…`, an OVA's extraction, an ISO's drivers …)
- * carry their owner in their name: `PREFIX` + a tag of the host that runs v2v-load + the pid of
- * its process + 12 random hex digits. A run killed with SIGKILL (or by a power cut) cannot
- * remove its scratch; the next run on the same host removes the scratch folders whose owner
- * process is gone (`sweepDeadScratch`), on each node it works on. It leaves alone a folder of
+ * carry their owner in their name: `PREFIX` + a tag of the host (and pid namespace) that runs
+ * v2v-load + the pid of its process + 12 random hex digits. A run killed with SIGKILL (or by a
+ * power cut) cannot remove its scratch; the next run on the same host removes the scratch
+ * folders whose owner process is gone (`sweepDeadScratch`), on each node it works on. It leaves alone a folder of
  * another host (its pid means nothing here) and one of a live process, even an unrelated one
  * that reuses the pid: such a folder is kept, never removed under a live run.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from '../log/logger.js';
@@ -21,9 +22,26 @@ export function scratchParents(tmpDir?: string | undefined): string[] {
   return [...new Set([...SCRATCH_PARENTS, ...(tmpDir?.trim() ? [path.resolve(tmpDir)] : [])])];
 }
 
-/** 8 hex digits naming the host that runs v2v-load (its hostname, hashed: no dots or dashes). */
-export function hostTag(hostname = os.hostname()): string {
-  return createHash('sha256').update(hostname).digest('hex').slice(0, 8);
+let pidNamespace: string | undefined;
+
+/** This process's pid namespace (`pid:[INODE]`), or '' where /proc does not say. */
+function ownPidNamespace(): string {
+  if (pidNamespace === undefined) {
+    try {
+      pidNamespace = fs.readlinkSync('/proc/self/ns/pid');
+    } catch {
+      pidNamespace = '';
+    }
+  }
+  return pidNamespace;
+}
+
+/**
+ * 8 hex digits naming where a pid means one process: the host that runs v2v-load (its
+ * hostname) and its pid namespace (a container sharing /var/tmp has another), hashed.
+ */
+export function hostTag(hostname = os.hostname(), pidNamespace = ownPidNamespace()): string {
+  return createHash('sha256').update(`${hostname}\0${pidNamespace}`).digest('hex').slice(0, 8);
 }
 
 /**

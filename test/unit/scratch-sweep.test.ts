@@ -62,9 +62,10 @@ describe('scratch names', () => {
     }
   });
 
-  it('the host tag depends on the hostname only', () => {
-    expect(hostTag('a')).toBe(hostTag('a'));
-    expect(hostTag('a')).not.toBe(hostTag('b'));
+  it('the host tag names the hostname and the pid namespace', () => {
+    expect(hostTag('a', 'pid:[1]')).toBe(hostTag('a', 'pid:[1]'));
+    expect(hostTag('a', 'pid:[1]')).not.toBe(hostTag('b', 'pid:[1]'));
+    expect(hostTag('a', 'pid:[1]')).not.toBe(hostTag('a', 'pid:[2]'));
     expect(hostTag()).toMatch(/^[0-9a-f]{8}$/);
   });
 
