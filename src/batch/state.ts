@@ -8,8 +8,8 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pidAlive } from '../convert/run-record.js';
 import type { ImportStage } from '../import/importer.js';
+import { pidAlive } from '../node/pid-alive.js';
 import { ManifestError } from './manifest.js';
 
 export const ITEM_STATUSES = ['pending', 'running', 'done', 'failed'] as const;

@@ -5,11 +5,11 @@
  * (kill -9, power loss) clean up what the dead run left: temporary overlays, partial outputs,
  * a throwaway verify-boot domain and its network.
  */
-import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { Node } from '../node/node.js';
+import { pidAlive } from '../node/pid-alive.js';
 import { tempSibling } from '../node/temp-name.js';
 import { ConversionError } from './errors.js';
 
@@ -25,24 +25,6 @@ export interface RunRecordData {
   libvirt?: { uri: string; domain?: string | undefined; network?: string | undefined } | undefined;
   /** A private directory of the run (verify-boot overlays), while it exists. */
   scratch?: string | undefined;
-}
-
-/**
- * True when process `pid` of the machine running v2v-load is alive (a zombie counts as dead:
- * PID 1 may reap a killed process late).
- */
-export async function pidAlive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 /** Names of the temporary siblings of `file` (see tempSibling). */

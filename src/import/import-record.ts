@@ -9,9 +9,10 @@
 import { randomUUID } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isTempSiblingOf, pidAlive } from '../convert/run-record.js';
+import { isTempSiblingOf } from '../convert/run-record.js';
 import type { Logger } from '../log/logger.js';
 import type { Node } from '../node/node.js';
+import { pidAlive } from '../node/pid-alive.js';
 import { tempSibling } from '../node/temp-name.js';
 import { ImportBusyError, ImportError } from './errors.js';
 

@@ -28,7 +28,7 @@ import type {
   ConvertRequest,
   ConvertResult,
 } from '../convert/pipeline.js';
-import { isTempSiblingOf, pidAlive } from '../convert/run-record.js';
+import { isTempSiblingOf } from '../convert/run-record.js';
 import { type NetworkMapping, targetLayout } from '../convert/target.js';
 import type { BootVerdict } from '../convert/verify-boot.js';
 import { TOKENS } from '../di/tokens.js';
@@ -40,6 +40,7 @@ import { guessKind, readerFor } from '../metadata/registry.js';
 import type { Node } from '../node/node.js';
 import type { NodeFactory } from '../node/node-factory.js';
 import type { NodeSpec } from '../node/node-spec.js';
+import { pidAlive } from '../node/pid-alive.js';
 import { scratchName, scratchParents, sweepDeadScratch } from '../node/scratch.js';
 import { tempSibling } from '../node/temp-name.js';
 import { DEFAULT_LIBVIRT_URI, LibvirtConnection } from '../provisioning/libvirt/connection.js';

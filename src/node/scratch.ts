@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { FileOps } from './node.js';
+import { pidAlive } from './pid-alive.js';
 
 /** The folders where scratch is made, unless a run is told another (`--tmp-dir`). */
 export const SCRATCH_PARENTS = ['/var/tmp', '/tmp'] as const;
@@ -62,22 +63,12 @@ export function scratchOwner(name: string): { host: string; pid: number } | unde
   return m ? { host: m[1] as string, pid: Number(m[2]) } : undefined;
 }
 
-/** Whether a process with `pid` exists on this host (a process of another user counts). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export interface SweepOptions {
   /** Where to look (default: /var/tmp and /tmp). */
   parents?: readonly string[] | undefined;
   log?: Logger | undefined;
-  /** Liveness of a pid of this host (default: signal 0). */
-  alive?: ((pid: number) => boolean) | undefined;
+  /** Liveness of a pid of this host (default: pidAlive). */
+  alive?: ((pid: number) => boolean | Promise<boolean>) | undefined;
 }
 
 /**
@@ -89,14 +80,14 @@ export async function sweepDeadScratch(
   options: SweepOptions = {},
 ): Promise<string[]> {
   const here = hostTag();
-  const alive = options.alive ?? processAlive;
+  const alive = options.alive ?? pidAlive;
   const removed: string[] = [];
   for (const parent of new Set(options.parents ?? SCRATCH_PARENTS)) {
     const entries = await node.list(parent).catch(() => []);
     for (const e of entries) {
       const owner = scratchOwner(e.name);
-      if (!owner || owner.host !== here || owner.pid === process.pid || alive(owner.pid)) continue;
-      if (e.type !== 'directory') continue;
+      if (!owner || owner.host !== here || owner.pid === process.pid) continue;
+      if (e.type !== 'directory' || (await alive(owner.pid))) continue;
       const dir = path.posix.join(parent, e.name);
       try {
         await node.remove(dir, { recursive: true });

@@ -9,9 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalNode } from '../../src/node/local-node.js';
+import { pidAlive } from '../../src/node/pid-alive.js';
 import {
   hostTag,
-  processAlive,
   scratchName,
   scratchOwner,
   scratchParents,
@@ -79,9 +79,9 @@ describe('scratch names', () => {
 
 describe('sweepDeadScratch', () => {
   it('removes the folders of a dead process of this host, keeps the rest', async () => {
-    expect(processAlive(deadPid)).toBe(false);
-    expect(processAlive(sleeper.pid as number)).toBe(true);
-    expect(processAlive(1)).toBe(true);
+    expect(await pidAlive(deadPid)).toBe(false);
+    expect(await pidAlive(sleeper.pid as number)).toBe(true);
+    expect(await pidAlive(1)).toBe(true);
     const tag = hostTag();
     const mk = async (name: string, file = true) => {
       const p = path.join(dir, name);
